@@ -1,0 +1,1 @@
+"""Stream ingest: protocols that bring a publisher's media into the hub."""

@@ -1,0 +1,1 @@
+"""RTMP ingest, layered: handshake -> chunk stream -> messages -> session -> server adapter."""

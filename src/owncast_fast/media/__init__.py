@@ -1,0 +1,1 @@
+"""Media units, codec parameters, the ingest hub and (later) segmenting and transcoding."""

@@ -1,0 +1,34 @@
+"""The unit of media that flows from ingest to the segmenter and the transcoder.
+
+Times are integers in the MPEG 90 kHz clock (`TIMESCALE`): RTMP milliseconds convert exactly
+(x90), and it is the clock MPEG-TS and our fMP4 video tracks use, so no unit is rounded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+TIMESCALE = 90_000
+MS_TO_TICKS = TIMESCALE // 1000
+
+
+class Track(IntEnum):
+    VIDEO = 0
+    AUDIO = 1
+
+
+@dataclass(slots=True, frozen=True)
+class AccessUnit:
+    """One coded frame of one track.
+
+    `data` holds the frame as the source delivered it: length-prefixed NAL units for
+    AVC/HEVC (AVCC layout, prefix size from the track's decoder configuration), OBUs for
+    AV1, raw AAC frames (no ADTS header) for audio.
+    """
+
+    track: Track
+    dts: int
+    pts: int
+    keyframe: bool
+    data: bytes
