@@ -1,0 +1,1 @@
+"""Configuration: start-up options (file, environment, flags) and Owncast's runtime settings."""

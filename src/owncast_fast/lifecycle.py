@@ -1,0 +1,226 @@
+"""Wiring: build the services from the options, start them, stop them.
+
+Start-up runs in two phases because Robyn owns the event loop the server runs on:
+
+1. `preflight(options)` runs before Robyn, on a short-lived loop: it creates the data
+   directory, opens and migrates the store, loads the settings, applies `--admin-password`,
+   decides the ports (a flag wins over the stored setting), and checks that both ports can be
+   bound. Every problem surfaces here as one `StartupError` line, before anything listens.
+2. `start_services(plan)` runs in Robyn's start-up handler, on the server's loop: it reopens
+   the store there and starts the RTMP listeners. `stop_services` undoes it on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hmac
+import logging
+import socket
+import ssl
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from owncast_fast.config.options import Options
+from owncast_fast.config.runtime import SettingsService
+from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
+from owncast_fast.ingest.rtmp.server import RtmpIngest
+from owncast_fast.media.hub import MediaHub
+from owncast_fast.security import AdminCredentials, check_password, hash_password
+from owncast_fast.status import StreamStatus
+from owncast_fast.store import Store, StoreError, open_store
+from owncast_fast.timefmt import parse_rfc3339, rfc3339, utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ADMIN_PASSWORD = "abc123"  # Owncast's default
+
+
+class StartupError(Exception):
+    """Start-up cannot go on; the message is the one line shown to the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What preflight decided: the validated options plus values read from the store."""
+
+    options: Options
+    web_port: int
+    rtmp_port: int
+    stream_key_hint: str  # the key to paste into OBS
+
+
+@dataclass(slots=True)
+class Services:
+    options: Options
+    store: Store
+    settings: SettingsService
+    bus: EventBus
+    status: StreamStatus
+    hub: MediaHub
+    ingest: RtmpIngest
+    admin: AdminCredentials
+    started_at: datetime = field(default_factory=utcnow)
+    rtmp_ports: list[int] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def key_is_valid(self, key: str) -> bool:
+        """Constant-time check against the temporary key, or else every stored key."""
+        if self.options.stream_key:
+            candidates = [self.options.stream_key]
+        else:
+            candidates = [str(k.get("key", "")) for k in self.settings.current.stream_keys]
+        matched = False
+        for candidate in candidates:
+            matched |= bool(candidate) and hmac.compare_digest(key.encode(), candidate.encode())
+        return matched
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a background job whose completion `stop_services` waits for."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class ServicesHolder:
+    """Lets the web routes, built before Robyn starts, reach the services made in its loop."""
+
+    def __init__(self) -> None:
+        self._services: Services | None = None
+
+    @property
+    def current(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("services are not started")
+        return self._services
+
+    def set(self, services: Services | None) -> None:
+        self._services = services
+
+
+async def _open(options: Options) -> Store:
+    target = options.database_target
+    try:
+        options.data_path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"data directory {options.data_dir}: {exc.strerror}") from None
+    try:
+        return await open_store(target)
+    except StoreError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def _ssl_context(options: Options) -> ssl.SSLContext | None:
+    if not options.rtmps_port:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(options.tls_cert, options.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise StartupError(f"RTMPS certificate {options.tls_cert} / key {options.tls_key}: {exc}") from None
+    return context
+
+
+def _check_bindable(host: str, port: int, what: str) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise StartupError(f"{what} port {host}:{port}: {reason}") from None
+
+
+async def preflight(options: Options) -> Plan:
+    store = await _open(options)
+    try:
+        settings = SettingsService(store.config, EventBus())
+        await settings.load()
+        await _apply_admin_password(settings, options)
+        current = settings.current
+    finally:
+        await store.close()
+    web_port = options.web_port if "web_port" in options.explicit else current.http_port_number
+    rtmp_port = options.rtmp_port if "rtmp_port" in options.explicit else current.rtmp_port_number
+    _ssl_context(options)
+    _check_bindable(options.web_ip, web_port, "web")
+    _check_bindable(options.rtmp_ip, rtmp_port, "RTMP")
+    if options.rtmps_port:
+        _check_bindable(options.rtmp_ip, options.rtmps_port, "RTMPS")
+    keys = [str(k.get("key", "")) for k in current.stream_keys if k.get("key")]
+    hint = options.stream_key or (keys[0] if keys else "")
+    return Plan(options, web_port, rtmp_port, hint)
+
+
+async def _apply_admin_password(settings: SettingsService, options: Options) -> None:
+    """`--admin-password` sets the password (as Owncast's flag does); first start stores abc123."""
+    stored = settings.current.admin_password_hash
+    wanted = options.admin_password
+    if wanted:
+        if not stored or not check_password(wanted, stored):
+            await settings.update(admin_password_hash=await asyncio.to_thread(hash_password, wanted))
+    elif not stored:
+        hashed = await asyncio.to_thread(hash_password, DEFAULT_ADMIN_PASSWORD)
+        await settings.update(admin_password_hash=hashed)
+
+
+async def start_services(plan: Plan) -> Services:
+    options = plan.options
+    store = await _open(options)
+    bus = EventBus()
+    settings = SettingsService(store.config, bus)
+    await settings.load()
+    status = StreamStatus(last_disconnect_time=parse_rfc3339(settings.current.last_disconnect_time))
+    hub = MediaHub()
+    services_ref: list[Services] = []
+    ingest = RtmpIngest(
+        hub=hub,
+        bus=bus,
+        status=status,
+        key_is_valid=lambda key: services_ref[0].key_is_valid(key),
+        stream_title=lambda: settings.current.stream_title,
+        max_message_size=options.rtmp_max_message_size,
+    )
+    services = Services(
+        options=options,
+        store=store,
+        settings=settings,
+        bus=bus,
+        status=status,
+        hub=hub,
+        ingest=ingest,
+        admin=AdminCredentials(settings.current.admin_password_hash),
+    )
+    services_ref.append(services)
+    bus.subscribe(lambda event: _on_event(services, event))
+    try:
+        services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, plan.rtmp_port))
+        context = _ssl_context(options)
+        if context is not None:
+            services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, options.rtmps_port, context))
+    except OSError as exc:
+        await ingest.close()
+        await store.close()
+        raise StartupError(f"RTMP listener on {options.rtmp_ip}: {exc.strerror}") from None
+    return services
+
+
+def _on_event(services: Services, event: Event) -> None:
+    if isinstance(event, StreamStarted):
+        settings = services.settings.current
+        services.status.output_settings = [dict(v) for v in settings.video_stream_output_variants]
+        services.status.latency_level = settings.video_latency_level
+    elif isinstance(event, StreamStopped):
+        # Owncast keeps the last disconnect time across restarts.
+        services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
+
+
+async def stop_services(services: Services) -> None:
+    """Close the publisher and listeners, let pending writes finish, close the store."""
+    await services.ingest.close()
+    if services._tasks:
+        await asyncio.wait(tuple(services._tasks), timeout=2.0)
+    await services.store.close()

@@ -1,0 +1,179 @@
+"""The media hub: one publisher, many consumers, and nobody can slow the publisher down.
+
+Every consumer (an HLS variant, the transcoder, the thumbnailer, a recorder) attaches with its
+own bounded queue. The publisher's `push` never waits: when a consumer's queue is full the hub
+drops that consumer's units from there up to the next keyframe -- whole GOPs, so what the
+consumer does get always decodes -- and counts what it dropped (shown in stream health).
+Track configurations and stream boundaries are never dropped: they are tiny and consumers
+cannot make sense of later units without them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass
+
+from owncast_fast.media.units import AccessUnit, Track
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackConfig:
+    """Decoder configuration of one track, sent before its first unit and whenever it changes."""
+
+    track: Track
+    codec: str  # sample entry FourCC: avc1, hvc1, av01, vp09, mp4a, ...
+    codecs: str  # RFC 6381 CODECS value, e.g. avc1.64001f, mp4a.40.2
+    config: bytes  # avcC / hvcC / av1C / vpcC record, or AAC AudioSpecificConfig
+    width: int = 0
+    height: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """A publisher started; units before the next TrackConfigs belong to no stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    reason: str
+
+
+HubItem = AccessUnit | TrackConfig | StreamStart | StreamEnd
+
+# Default bounds: 8 s of a 6 Mbit/s stream in bytes, and a unit count that covers 8 s of
+# 60 fps video plus 48 kHz AAC. A consumer that falls further behind than that is not
+# keeping up and losing GOPs beats growing memory and latency without bound.
+DEFAULT_MAX_BYTES = 6_000_000
+DEFAULT_MAX_UNITS = 900
+
+
+class Consumer:
+    """One consumer's queue. Read with `await get()`; the hub fills it with `offer()`."""
+
+    def __init__(self, name: str, max_units: int, max_bytes: int) -> None:
+        self.name = name
+        self.max_units = max_units
+        self.max_bytes = max_bytes
+        self.dropped_units = 0
+        self.dropped_gops = 0
+        self._queue: collections.deque[HubItem] = collections.deque()
+        self._bytes = 0
+        self._dropping = False
+        self._has_video = False
+        self._ready = asyncio.Event()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    def offer(self, item: HubItem) -> None:
+        if isinstance(item, AccessUnit):
+            if self._dropping:
+                if not self._resumes_at(item) or self._full(item):
+                    self.dropped_units += 1
+                    return
+                self._dropping = False
+            elif self._full(item):
+                self._dropping = True
+                self.dropped_gops += 1
+                self.dropped_units += 1
+                log.warning("consumer %s is not keeping up: dropping until the next keyframe", self.name)
+                return
+            self._bytes += len(item.data)
+        elif isinstance(item, StreamStart):
+            self._has_video = False
+            self._dropping = False
+        elif isinstance(item, TrackConfig) and item.track is Track.VIDEO:
+            self._has_video = True
+        self._queue.append(item)
+        self._ready.set()
+
+    def skip_to_next_keyframe(self) -> None:
+        self._dropping = True
+
+    def _resumes_at(self, unit: AccessUnit) -> bool:
+        return unit.keyframe and (unit.track is Track.VIDEO or not self._has_video)
+
+    def _full(self, unit: AccessUnit) -> bool:
+        return len(self._queue) >= self.max_units or self._bytes + len(unit.data) > self.max_bytes
+
+    def get_nowait(self) -> HubItem | None:
+        if not self._queue:
+            return None
+        item = self._queue.popleft()
+        if isinstance(item, AccessUnit):
+            self._bytes -= len(item.data)
+        return item
+
+    async def get(self) -> HubItem:
+        while True:
+            item = self.get_nowait()
+            if item is not None:
+                return item
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class MediaHub:
+    def __init__(self) -> None:
+        self._consumers: list[Consumer] = []
+        self._configs: dict[Track, TrackConfig] = {}
+        self._start: StreamStart | None = None
+
+    @property
+    def consumers(self) -> tuple[Consumer, ...]:
+        return tuple(self._consumers)
+
+    def attach(
+        self, name: str, *, max_units: int = DEFAULT_MAX_UNITS, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> Consumer:
+        """Attach a consumer. Mid-stream, it first gets the stream start and the current configs."""
+        consumer = Consumer(name, max_units, max_bytes)
+        if self._start is not None:
+            consumer.offer(self._start)
+            for config in self._configs.values():
+                consumer.offer(config)
+            # Everything up to the next keyframe would be undecodable: start in dropping mode.
+            consumer.skip_to_next_keyframe()
+        self._consumers.append(consumer)
+        return consumer
+
+    def detach(self, consumer: Consumer) -> None:
+        consumer.closed = True
+        if consumer in self._consumers:
+            self._consumers.remove(consumer)
+
+    def _fan_out(self, item: HubItem) -> None:
+        for consumer in self._consumers:
+            consumer.offer(item)
+
+    def start(self) -> None:
+        self._configs.clear()
+        self._start = StreamStart()
+        self._fan_out(self._start)
+
+    def set_config(self, config: TrackConfig) -> None:
+        if self._configs.get(config.track) == config:
+            return
+        self._configs[config.track] = config
+        self._fan_out(config)
+
+    def push(self, unit: AccessUnit) -> None:
+        self._fan_out(unit)
+
+    def end(self, reason: str) -> None:
+        if self._start is None:
+            return
+        self._start = None
+        self._configs.clear()
+        self._fan_out(StreamEnd(reason))

@@ -1,0 +1,96 @@
+"""`owncast-fast serve`: preflight, then Robyn with our services on its event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from owncast_fast import __version__
+from owncast_fast.config.options import Options
+from owncast_fast.lifecycle import (
+    Plan,
+    ServicesHolder,
+    StartupError,
+    preflight,
+    start_services,
+    stop_services,
+)
+
+log = logging.getLogger("owncast_fast")
+
+SHUTDOWN_GRACE = 4.0  # seconds; SIGTERM must end the process within 5 s
+
+
+def _display_host(ip: str) -> str:
+    if ip in ("0.0.0.0", "::"):
+        return "localhost"
+    return f"[{ip}]" if ":" in ip else ip
+
+
+def banner(plan: Plan) -> str:
+    options = plan.options
+    web = f"http://{_display_host(options.web_ip)}:{plan.web_port}"
+    rtmp_host = _display_host(options.rtmp_ip)
+    rtmp = f"rtmp://{rtmp_host}:{plan.rtmp_port}/live"
+    lines = [
+        f"owncast-fast {__version__} is running",
+        f"  Web:        {web}",
+        f"  Admin API:  {web}/api/admin/status  (user admin)",
+        f"  OBS server: {rtmp}",
+        f"  Stream key: {plan.stream_key_hint or '(none set: add one in the admin settings)'}",
+    ]
+    if options.rtmps_port:
+        lines.append(f"  RTMPS:      rtmps://{rtmp_host}:{options.rtmps_port}/live")
+    if options.web_ip in ("0.0.0.0", "::"):
+        lines.append("  (listening on all interfaces: other devices use this machine's address)")
+    return "\n".join(lines)
+
+
+def run(options: Options) -> int:
+    try:
+        plan = asyncio.run(preflight(options))
+    except StartupError as exc:
+        print(f"owncast-fast: {exc}", file=sys.stderr)
+        return 2
+
+    from owncast_fast.web.app import create_app
+
+    holder = ServicesHolder()
+    app = create_app(holder)
+    stopping = False
+
+    async def shutdown(signame: str) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        log.info("%s received: shutting down", signame)
+        try:
+            await asyncio.wait_for(stop_services(holder.current), SHUTDOWN_GRACE)
+            code = 0
+        except Exception:
+            log.exception("shutdown did not complete cleanly")
+            code = 1
+        logging.shutdown()
+        sys.stdout.flush()
+        # Robyn's Rust runtime has no graceful stop from Python; everything we own is closed.
+        os._exit(code)
+
+    async def startup() -> None:
+        try:
+            services = await start_services(plan)
+        except StartupError as exc:
+            print(f"owncast-fast: {exc}", file=sys.stderr, flush=True)
+            os._exit(2)
+        holder.set(services)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, lambda name=sig.name: loop.create_task(shutdown(name)))
+        print(banner(plan), flush=True)
+
+    app.startup_handler(startup)
+    app.start(host=options.web_ip, port=plan.web_port, _check_port=False)
+    return 0

@@ -1,0 +1,1 @@
+"""The web layer: Robyn app, one router module per API area, auth, responses."""

@@ -1,0 +1,1 @@
+"""One router module per API area; each exposes `router(services) -> SubRouter`."""
