@@ -1,0 +1,5 @@
+"""SQLite backend: one file, WAL, one connection on one worker thread (see `store.py`)."""
+
+from owncast_fast.store.sqlite.store import SqliteConfigRepository, SqliteStore
+
+__all__ = ["SqliteConfigRepository", "SqliteStore"]
