@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol
 
 import pytest
 
@@ -37,6 +37,7 @@ class ServerProcess:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
+    _log_file: IO[str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -66,17 +67,21 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.web_port}.log"
-        log = open(self.log_path, "w")  # noqa: SIM115 (closed with the process)
-        self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, text=True)
+        self._log_file = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 self.get("/api/status")
                 return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
+        self.stop()
         raise RuntimeError(f"server did not answer within {timeout} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
@@ -88,6 +93,9 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
         return self.proc.returncode
 
     def log(self) -> str:
