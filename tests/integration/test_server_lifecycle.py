@@ -16,7 +16,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-
 from tests.conftest import ServerFactory, ServerProcess, free_port
 
 pytestmark = pytest.mark.integration

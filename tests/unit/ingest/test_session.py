@@ -89,6 +89,7 @@ def test_connect_is_answered_with_window_bandwidth_chunk_size_and_result() -> No
     assert replies[2][1] == struct.pack(">I", 4096)
     name, txid, props, info = replies[3][1]  # type: ignore[misc]
     assert (name, txid) == ("_result", 1.0)
+    assert props["capabilities"] == 31.0  # type: ignore[index]
     assert info["code"] == "NetConnection.Connect.Success"  # type: ignore[index]
 
 
@@ -238,7 +239,7 @@ def test_reject_publish_sends_bad_name_and_closes() -> None:
         "description": "invalid stream key",
     }
     assert client.session.state is State.CLOSED
-    with pytest.raises(ProtocolError, match="^invalid stream key$"):
+    with pytest.raises(ProtocolError, match=r"^invalid stream key$"):
         client.send(b"\x00")
 
 
