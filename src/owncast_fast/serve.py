@@ -61,6 +61,7 @@ def run(options: Options) -> int:
     holder = ServicesHolder()
     app = create_app(holder)
     stopping = False
+    shutdown_tasks: list[asyncio.Task[None]] = []
 
     async def shutdown(signame: str) -> None:
         nonlocal stopping
@@ -87,8 +88,13 @@ def run(options: Options) -> int:
             os._exit(2)
         holder.set(services)
         loop = asyncio.get_running_loop()
+
+        def on_signal(name: str) -> None:
+            # Keep a reference: the loop holds tasks weakly.
+            shutdown_tasks.append(loop.create_task(shutdown(name)))
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda name=sig.name: loop.create_task(shutdown(name)))
+            loop.add_signal_handler(sig, on_signal, sig.name)
         print(banner(plan), flush=True)
 
     app.startup_handler(startup)
