@@ -187,3 +187,19 @@ def test_server_on_postgres_keeps_settings_across_restarts(
     again = server_factory("--database", postgres_database, data_dir=server.data_dir)
     assert again.request("/api/admin/status", admin="pg-admin")[0] == 200
     assert not (server.data_dir / "owncast-fast.db").exists()
+
+
+def test_debug_log_level_logs_every_request(server_factory: ServerFactory) -> None:
+    server = server_factory("--log-level", "debug")
+    server.get("/api/status")
+    assert server.request("/api/admin/status")[0] == 401
+    server.stop()
+    log = server.log()
+    assert " GET /api/status 200 " in log
+    assert " GET /api/admin/status 401 " in log
+
+
+def test_requests_are_not_logged_at_info(server: ServerProcess) -> None:
+    server.get("/api/status")
+    server.stop()
+    assert "GET /api/status" not in server.log()
