@@ -216,3 +216,13 @@ def load_options(flags: Mapping[str, Any], environ: Mapping[str, str] | None = N
     if options.rtmps_port and not (options.tls_cert and options.tls_key):
         raise OptionsError("--rtmps-port needs both --tls-cert and --tls-key")
     return options
+
+
+def markdown_table() -> str:
+    """The options table of README.md (a test keeps the README equal to this)."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for opt in OPTIONS:
+        default = f"`{opt.default}`" if opt.default != "" else "(empty)"
+        meaning = opt.help.replace("<", "&lt;").replace(">", "&gt;")
+        rows.append(f"| `--{opt.name}` | `{opt.env}` | {default} | {meaning} |")
+    return "\n".join(rows)
