@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-NATIVE_SOURCES := $(wildcard ext/*.pyx ext/*.pxd) CMakeLists.txt pyproject.toml
+NATIVE_SOURCES := $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi) CMakeLists.txt pyproject.toml
 
 .PHONY: run test install system-deps lint typecheck unit bench bench-ci clean
 

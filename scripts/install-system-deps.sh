@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  cmake gcc python3-dev
+  cmake gcc
   ffmpeg                                   # ffmpeg/ffprobe: real publisher and player
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav   # rtmp2sink, x264enc, flvmux
