@@ -144,6 +144,9 @@ cdef class ChunkDecoder:
         try:
             self._bytes_received += <uint64_t>view.len
             self._run(<const uint8_t*>view.buf, view.len, out)
+        except ProtocolError as exc:
+            exc.partial = out  # the messages completed before the bad bytes
+            raise
         finally:
             PyBuffer_Release(&view)
         return out

@@ -407,11 +407,6 @@ def test_publisher_timestamps_going_backwards_end_the_stream(clip_4s: Path, capl
     assert not server.status.online
 
 
-@pytest.mark.xfail(
-    reason="bug: RtmpServerSession.receive_data raises on a protocol error and drops the events it had "
-    "already completed from the same read, so valid media just before the error never reaches the hub",
-    strict=True,
-)
 def test_frames_in_the_same_read_as_a_protocol_error_are_delivered(clip_4s: Path) -> None:
     result = publish_then_step_back(clip_4s, wait_for_frames=False)
     assert result.closed
@@ -458,11 +453,6 @@ def test_rtmps_publisher_in_process(clip_4s: Path, tls_cert: tuple[Path, Path]) 
     assert closed
 
 
-@pytest.mark.xfail(
-    reason="bug: RtmpIngest.listen passes no ssl_handshake_timeout, so a client that never starts TLS "
-    "is held for asyncio's default 60 s instead of the RTMP idle timeout (no RtmpConnection exists yet)",
-    strict=True,
-)
 def test_a_client_that_never_starts_tls_is_closed_after_the_idle_timeout(tls_cert: tuple[Path, Path]) -> None:
     server_tls, _ = tls_contexts(*tls_cert)
 

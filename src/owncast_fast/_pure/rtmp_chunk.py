@@ -98,6 +98,14 @@ class ChunkDecoder:
         n = len(view)
         self._bytes_received += n
         out: list[Message] = []
+        try:
+            self._feed(view, n, out)
+        except ProtocolError as exc:
+            exc.partial = out  # the messages completed before the bad bytes
+            raise
+        return out
+
+    def _feed(self, view: memoryview, n: int, out: list[Message]) -> None:
         pos = 0
         while pos < n:
             current = self._current
@@ -129,7 +137,6 @@ class ChunkDecoder:
                 self._stash = b""
                 pos += size - stashed
                 self._parse_header(joined[:size], out)
-        return out
 
     def abort(self, csid: int) -> None:
         """Drop the partial message of chunk stream `csid` (what an Abort message asks for)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol, cast
 
 from owncast_fast.errors import ProtocolError
@@ -73,8 +73,16 @@ class RtmpIngest:
     async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
         """Start a listener; returns the bound port (useful with port 0 in tests)."""
         loop = asyncio.get_running_loop()
+        # A TLS client must finish its handshake within the idle timeout too: the connection's
+        # own idle timer only starts once TLS is up.
+        handshake_timeout = self.idle_timeout if ssl_context is not None else None
         server = await loop.create_server(
-            lambda: RtmpConnection(self), host, port, ssl=ssl_context, reuse_address=True
+            lambda: RtmpConnection(self),
+            host,
+            port,
+            ssl=ssl_context,
+            ssl_handshake_timeout=handshake_timeout,
+            reuse_address=True,
         )
         self._servers.append(server)
         bound: int = server.sockets[0].getsockname()[1]
@@ -164,18 +172,29 @@ class RtmpConnection(asyncio.BufferedProtocol):
         self._last_data = self._loop.time()
         try:
             events = self.session.receive_data(self._view[:nbytes])
+        except ProtocolError as exc:
+            # Deliver what arrived intact before the bad bytes, then close.
+            self._handle_events(exc.partial)  # type: ignore[arg-type]
+            self.close(str(exc))
+            return
+        if self._handle_events(events):
+            self._flush()
+
+    def _handle_events(self, events: Sequence[SessionEvent]) -> bool:
+        """Act on session events in order; False once the connection has been closed."""
+        try:
             for event in events:
                 self._on_event(event)
                 if self.closed:
-                    return
+                    return False
         except ProtocolError as exc:
             self.close(str(exc))
-            return
+            return False
         except Exception as exc:  # a bug must cost one connection, never the server
             log.exception("RTMP %s: internal error", self.peer)
             self.close(f"internal error: {exc!r}")
-            return
-        self._flush()
+            return False
+        return True
 
     def eof_received(self) -> bool | None:
         self._end_publish("publisher closed the connection")

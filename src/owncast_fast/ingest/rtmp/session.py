@@ -99,9 +99,7 @@ class PublishEnded:
     reason: str
 
 
-SessionEvent = (
-    ConnectRequested | PublishRequested | MetadataReceived | VideoReceived | AudioReceived | PublishEnded
-)
+SessionEvent = ConnectRequested | PublishRequested | MetadataReceived | VideoReceived | AudioReceived | PublishEnded
 
 
 # -- state table -------------------------------------------------------------------------------
@@ -159,7 +157,11 @@ class RtmpServerSession:
     # -- I/O surface ---------------------------------------------------------------------------
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[SessionEvent]:
-        """Feed received bytes; return the events they completed. Raises ProtocolError."""
+        """Feed received bytes; return the events they completed.
+
+        Raises ProtocolError; its `partial` holds the events completed before the error, so
+        good media that shared a network read with the bad bytes is not lost.
+        """
         if self.state is State.CLOSED:
             raise ProtocolError(self.error or "RTMP: connection is closed")
         try:
@@ -171,12 +173,19 @@ class RtmpServerSession:
                 data = self._handshake.leftover
                 if not data:
                     return []
-            for message in self._decoder.feed(data):
+            try:
+                messages = self._decoder.feed(data)
+            except ProtocolError as exc:
+                for message in exc.partial:
+                    self._handle(message)  # type: ignore[arg-type]
+                raise
+            for message in messages:
                 self._handle(message)
             self._maybe_acknowledge()
         except ProtocolError as exc:
             self.state = State.CLOSED
             self.error = str(exc)
+            exc.partial, self._events = self._events, []
             raise
         events, self._events = self._events, []
         return events
@@ -339,9 +348,7 @@ class RtmpServerSession:
             self._connect_txid = float(txid)
             self.app = _text(obj.get("app")).strip("/")
             self.state = State.CONNECT_REQUESTED
-            self._events.append(
-                ConnectRequested(self.app, _text(obj.get("tcUrl")), _text(obj.get("flashVer")))
-            )
+            self._events.append(ConnectRequested(self.app, _text(obj.get("tcUrl")), _text(obj.get("flashVer"))))
         elif name in ("releaseStream", "FCPublish"):
             if name == "FCPublish":
                 self._command(CSID_COMMAND, 0, "onFCPublish", 0.0, None, {"code": "NetStream.Publish.Start"})
