@@ -392,7 +392,7 @@ cdef class ChunkDecoder:
         message.stream_id = st.stream_id
         message.timestamp = st.timestamp
         message.payload = payload
-        out.append(message)
+        # Control messages are applied before they are listed: one that fails is not "completed".
         if st.type_id == SET_CHUNK_SIZE:
             # "The maximum chunk size defaults to 128 bytes ... [and] will be used for all of the
             # sender's subsequent chunks until further notice." A chunk never exceeds its message
@@ -410,6 +410,7 @@ cdef class ChunkDecoder:
             if len(payload) != 4:
                 self._fail(f"RTMP chunk: abort message has {len(payload)} bytes, expected 4")
             self._drop(read_be32(<const uint8_t*>PyBytes_AS_STRING(payload)))
+        out.append(message)
         return 0
 
 

@@ -550,3 +550,16 @@ def test_memory_stays_within_the_budget(impl: ModuleType) -> None:
     finally:
         tracemalloc.stop()
     assert size < 20_000
+
+
+def test_messages_completed_before_an_error_ride_on_the_exception(impl: ModuleType) -> None:
+    writer = impl.ChunkWriter(128)
+    good = writer.write(6, 9, 1, 0, b"frame-1") + writer.write(6, 9, 1, 33, b"frame-2")
+    bad_set_chunk_size = writer.write(2, 1, 0, 0, (0).to_bytes(4, "big"))
+    decoder = impl.ChunkDecoder()
+    with pytest.raises(ProtocolError) as info:
+        decoder.feed(good + bad_set_chunk_size)
+    assert [m.payload for m in info.value.partial] == [b"frame-1", b"frame-2"]
+    with pytest.raises(ProtocolError) as again:
+        decoder.feed(b"")
+    assert again.value.partial == ()

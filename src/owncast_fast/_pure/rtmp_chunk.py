@@ -253,7 +253,7 @@ class ChunkDecoder:
         self._emit(stream, bytes(payload), out)
 
     def _emit(self, stream: _ChunkStream, payload: bytes, out: list[Message]) -> None:
-        out.append(Message(stream.csid, stream.type_id, stream.stream_id, stream.timestamp, payload))
+        # Control messages are applied before they are listed: one that fails is not "completed".
         if stream.type_id == _SET_CHUNK_SIZE:
             if len(payload) != 4:
                 raise self._fail(f"RTMP chunk: set chunk size message has {len(payload)} bytes, expected 4")
@@ -265,6 +265,7 @@ class ChunkDecoder:
             if len(payload) != 4:
                 raise self._fail(f"RTMP chunk: abort message has {len(payload)} bytes, expected 4")
             self.abort(int.from_bytes(payload, "big"))
+        out.append(Message(stream.csid, stream.type_id, stream.stream_id, stream.timestamp, payload))
 
 
 def _basic_csid(head: bytes | memoryview, low: int) -> int:
