@@ -103,9 +103,7 @@ def test_unknown_config_key_stops_start_up(tmp_path: Path) -> None:
     result = run_cli("--config", str(config), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        f"owncast-fast: config file {config}: unknown key 'rtmpport'"
-    )
+    assert len(lines) == 1 and lines[0].startswith(f"owncast-fast: config file {config}: unknown key 'rtmpport'")
     assert not (tmp_path / "d").exists()
 
 
@@ -150,9 +148,7 @@ def test_unreadable_database_path_is_refused(tmp_path: Path) -> None:
 
 def test_unreachable_postgres_masks_the_password(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = run_cli(
-        "--database", "postgresql://owner:hunter2@127.0.0.1:1/owncast", "--data-dir", str(tmp_path / "d")
-    )
+    result = run_cli("--database", "postgresql://owner:hunter2@127.0.0.1:1/owncast", "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "owncast-fast: cannot connect to PostgreSQL postgresql://owner:***@127.0.0.1:1/owncast: connection refused"

@@ -235,8 +235,7 @@ class _Decoder:
         (index,) = _U16.unpack_from(self.data, position + 1)
         if index >= len(self.references):
             raise ProtocolError(
-                f"AMF0: reference {index} at offset {position} "
-                f"but only {len(self.references)} objects precede it"
+                f"AMF0: reference {index} at offset {position} but only {len(self.references)} objects precede it"
             )
         target = self.references[index]
         if target.weight is None:
@@ -334,9 +333,7 @@ class _Decoder:
             return self._amf3_string(body, position)
         name = _AMF3_COMPLEX_NAMES.get(marker)
         if name is not None:
-            raise ProtocolError(
-                f"AMF3: unsupported {name} value (marker 0x{marker:02x}) at offset {position}"
-            )
+            raise ProtocolError(f"AMF3: unsupported {name} value (marker 0x{marker:02x}) at offset {position}")
         raise ProtocolError(f"AMF3: unknown type marker 0x{marker:02x} at offset {position}")
 
     def _u29(self, position: int, what: str, start: int) -> tuple[int, int]:

@@ -169,9 +169,7 @@ class FlvDemuxer:
 
     def _audio_codec_name(self, codec_id: object) -> str:
         if codec_id is None:
-            return (
-                "No audio" if self._audio_config is None else _AUDIO_FOURCC.get(self._audio_config.codec, "")
-            )
+            return "No audio" if self._audio_config is None else _AUDIO_FOURCC.get(self._audio_config.codec, "")
         return _codec_name(codec_id, AUDIO_CODEC_NAMES, _AUDIO_FOURCC, "Unknown")
 
 

@@ -120,9 +120,7 @@ class ServerHandshake:
             # earlier proprietary products; 4-31 are reserved for future implementations; and 32-255 are
             # not allowed". RTMPE (6, 8) encrypts everything after C0 and is not supported either.
             if version != RTMP_VERSION:
-                raise ProtocolError(
-                    f"RTMP handshake: unsupported version {version} (expected {RTMP_VERSION})"
-                )
+                raise ProtocolError(f"RTMP handshake: unsupported version {version} (expected {RTMP_VERSION})")
             position = 1
             self._state = _State.C1
         reply = b""
