@@ -29,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="version",
         version=f"owncast-fast {__version__} (Owncast {OWNCAST_API_VERSION} API)",
     )
-    parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)"
-    )
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)")
     for option in OPTIONS:
         parser.add_argument(
             f"--{option.name}",
@@ -49,9 +47,7 @@ def configure_logging(level: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    flags: dict[str, Any] = {
-        o.attr: getattr(args, o.attr) for o in OPTIONS if getattr(args, o.attr) is not None
-    }
+    flags: dict[str, Any] = {o.attr: getattr(args, o.attr) for o in OPTIONS if getattr(args, o.attr) is not None}
     try:
         options = load_options(flags)
     except OptionsError as exc:

@@ -65,9 +65,7 @@ class Settings:
     logo_path: str = "logo.svg"
     favicon_path: str = ""
     server_metadata_tags: list[str] = _list("owncast", "streaming")
-    social_handles: list[dict[str, str]] = _list(
-        {"platform": "github", "url": "https://github.com/owncast/owncast"}
-    )
+    social_handles: list[dict[str, str]] = _list({"platform": "github", "url": "https://github.com/owncast/owncast"})
     admin_password_hash: str = ""  # bcrypt; written on first start from the initial password
     stream_keys: list[dict[str, str]] = _list({"key": "abc123", "comment": "Default stream key"})
     http_port_number: int = 8080

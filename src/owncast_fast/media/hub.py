@@ -134,9 +134,7 @@ class MediaHub:
     def consumers(self) -> tuple[Consumer, ...]:
         return tuple(self._consumers)
 
-    def attach(
-        self, name: str, *, max_units: int = DEFAULT_MAX_UNITS, max_bytes: int = DEFAULT_MAX_BYTES
-    ) -> Consumer:
+    def attach(self, name: str, *, max_units: int = DEFAULT_MAX_UNITS, max_bytes: int = DEFAULT_MAX_BYTES) -> Consumer:
         """Attach a consumer. Mid-stream, it first gets the stream start and the current configs."""
         consumer = Consumer(name, max_units, max_bytes)
         if self._start is not None:

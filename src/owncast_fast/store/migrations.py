@@ -45,6 +45,4 @@ def load_migrations(package: str) -> tuple[Migration, ...]:
 def refuse_newer(found: int, supported: int) -> None:
     """Raise when a database was migrated by a newer owncast-fast: we could corrupt its data."""
     if found > supported:
-        raise StoreError(
-            f"database schema version {found} is newer than this owncast-fast supports ({supported})"
-        )
+        raise StoreError(f"database schema version {found} is newer than this owncast-fast supports ({supported})")

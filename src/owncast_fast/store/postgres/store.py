@@ -63,9 +63,7 @@ class PostgresConfigRepository:
         return None if text is None else decode_value(text)
 
     async def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        rows = await self._pool.fetch(
-            "SELECT key, value FROM datastore WHERE key = ANY($1::text[])", list(keys)
-        )
+        rows = await self._pool.fetch("SELECT key, value FROM datastore WHERE key = ANY($1::text[])", list(keys))
         return {row["key"]: decode_value(row["value"]) for row in rows}
 
     async def all(self) -> dict[str, Any]:
@@ -167,9 +165,7 @@ async def _migrate(pool: asyncpg.Pool, migrations: tuple[Migration, ...], displa
                     if current >= migration.version:
                         continue
                     await connection.execute(migration.sql)
-                    await connection.execute(
-                        "INSERT INTO schema_migrations (version) VALUES ($1)", migration.version
-                    )
+                    await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", migration.version)
             except asyncpg.PostgresError as exc:
                 raise StoreError(
                     f"cannot migrate PostgreSQL database {display} to version {migration.version} "

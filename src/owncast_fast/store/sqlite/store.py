@@ -203,9 +203,7 @@ def _inspect(connection: sqlite3.Connection, problem: str) -> int:
             return 0
         if "schema_migrations" not in tables:
             # For instance an Owncast database, whose gob-encoded settings we cannot read (store/codec.py).
-            raise StoreError(
-                f"{problem}: not an owncast-fast database (it has tables but no schema_migrations)"
-            )
+            raise StoreError(f"{problem}: not an owncast-fast database (it has tables but no schema_migrations)")
         return _current_version(connection)
     except sqlite3.Error as exc:
         raise StoreError(f"{problem}: {exc}") from exc
@@ -220,8 +218,7 @@ def _configure(connection: sqlite3.Connection, problem: str) -> None:
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA temp_store = MEMORY")
         connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
     except sqlite3.Error as exc:
         raise StoreError(f"{problem}: {exc}") from exc
@@ -253,8 +250,7 @@ def _migrate(connection: sqlite3.Connection, migrations: tuple[Migration, ...], 
             if _current_version(connection) >= migration.version:
                 continue
             raise StoreError(
-                f"cannot migrate SQLite database {path} to version {migration.version} "
-                f"({migration.name}): {exc}"
+                f"cannot migrate SQLite database {path} to version {migration.version} ({migration.name}): {exc}"
             ) from exc
     version = _current_version(connection)
     refuse_newer(version, len(migrations))
