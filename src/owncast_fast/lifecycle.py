@@ -24,10 +24,14 @@ from datetime import datetime
 from typing import Any
 
 from owncast_fast.config.options import Options
-from owncast_fast.config.runtime import SettingsService
+from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, SettingsService
 from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
+from owncast_fast.hls.live import HlsOutput, LiveVariant
+from owncast_fast.hls.storage import DiskMirror, HlsStore, StorageMirror
 from owncast_fast.ingest.rtmp.server import RtmpIngest
 from owncast_fast.media.hub import MediaHub
+from owncast_fast.media.pipeline import VariantPipeline
+from owncast_fast.media.segmenter import Container, Segmenter
 from owncast_fast.security import AdminCredentials, check_password, hash_password
 from owncast_fast.status import StreamStatus
 from owncast_fast.store import Store, StoreError, open_store
@@ -62,6 +66,8 @@ class Services:
     hub: MediaHub
     ingest: RtmpIngest
     admin: AdminCredentials
+    hls: HlsOutput
+    pipelines: list[VariantPipeline] = field(default_factory=list)
     started_at: datetime = field(default_factory=utcnow)
     rtmp_ports: list[int] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -193,7 +199,9 @@ async def start_services(plan: Plan) -> Services:
         hub=hub,
         ingest=ingest,
         admin=AdminCredentials(settings.current.admin_password_hash),
+        hls=_hls_output(options),
     )
+    services.pipelines = _start_pipelines(services)
     services_ref.append(services)
     bus.subscribe(lambda event: _on_event(services, event))
     try:
@@ -218,9 +226,53 @@ def _on_event(services: Services, event: Event) -> None:
         services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
 
 
+def _hls_output(options: Options) -> HlsOutput:
+    mirrors: list[StorageMirror] = []
+    if options.hls_disk_copy:
+        mirrors.append(DiskMirror(options.data_path / "hls"))
+    return HlsOutput(HlsStore(mirrors), [])
+
+
+def _start_pipelines(services: Services) -> list[VariantPipeline]:
+    """One pipeline per output variant (passthrough; transcoded variants come with the transcoder)."""
+    settings = services.settings.current
+    container = Container(services.options.hls_container)
+    segment_seconds, window = LATENCY_LEVELS[min(settings.video_latency_level, MAX_LATENCY_LEVEL)]
+    variants = settings.video_stream_output_variants
+    passthrough = [v for v in variants if v.get("videoPassthrough")]
+    if not passthrough:
+        log.warning(
+            "no video passthrough variant is configured and this version cannot transcode yet: "
+            "the source stream is served unchanged as variant 0"
+        )
+        passthrough = [{"name": "Source", "videoPassthrough": True}]
+    pipelines = []
+    for index, variant in enumerate(passthrough):
+        live = LiveVariant(
+            index,
+            services.hls.store,
+            container=container,
+            window=window,
+            target_duration=float(segment_seconds),
+            part_target=services.options.hls_part_target if services.options.ll_hls else None,
+            name=str(variant.get("name") or ""),
+        )
+        services.hls.add(live)
+        segmenter = Segmenter(
+            container, target_duration=float(segment_seconds), part_target=services.options.hls_part_target
+        )
+        pipeline = VariantPipeline(services.hub, segmenter, live)
+        pipeline.start()
+        pipelines.append(pipeline)
+    return pipelines
+
+
 async def stop_services(services: Services) -> None:
     """Close the publisher and listeners, let pending writes finish, close the store."""
     await services.ingest.close()
+    for pipeline in services.pipelines:
+        await pipeline.close()
+    services.hls.store.close()
     if services._tasks:
         await asyncio.wait(tuple(services._tasks), timeout=2.0)
     await services.store.close()

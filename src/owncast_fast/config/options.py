@@ -63,6 +63,37 @@ def _log_level(value: str | int, name: str) -> str:
     return text
 
 
+HLS_CONTAINERS = ("fmp4", "ts")
+
+
+def _hls_container(value: str | int, name: str) -> str:
+    text = str(value).lower()
+    if text not in HLS_CONTAINERS:
+        raise OptionsError(f"{name}: {value!r} is not one of {', '.join(HLS_CONTAINERS)}")
+    return text
+
+
+def _flag(value: str | int | bool, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise OptionsError(f"{name}: {value!r} is not true or false")
+
+
+def _part_target(value: str | int | float, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise OptionsError(f"{name}: {value!r} is not a number of seconds") from None
+    if not 0.1 <= seconds <= 2.0:
+        raise OptionsError(f"{name}: {seconds:g} is outside 0.1..2 seconds")
+    return seconds
+
+
 def _size(value: str | int, name: str) -> int:
     try:
         size = int(value)
@@ -76,7 +107,7 @@ def _size(value: str | int, name: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str  # dashed, as on the command line
-    parse: Callable[[str | int, str], Any]
+    parse: Callable[[Any, str], Any]
     help: str
     secret: bool = False
 
@@ -131,6 +162,14 @@ OPTIONS: tuple[Option, ...] = (
         _size,
         "largest RTMP message accepted from a publisher, in bytes (bounds memory per connection)",
     ),
+    Option("hls-container", _hls_container, "HLS segment format: fmp4 (CMAF, LL-HLS capable) or ts (legacy players)"),
+    Option("ll-hls", _flag, "serve Low-Latency HLS (parts, blocking reload) on fMP4 variants"),
+    Option(
+        "hls-part-target",
+        _part_target,
+        "LL-HLS part length in seconds; the player stays about three parts behind live",
+    ),
+    Option("hls-disk-copy", _flag, "also write the live HLS files under <data-dir>/hls (they are served from memory)"),
 )
 
 
@@ -150,6 +189,12 @@ class Options:
     tls_cert: str = ""
     tls_key: str = ""
     rtmp_max_message_size: int = 8 * 1024 * 1024
+    hls_container: str = "fmp4"
+    ll_hls: bool = True
+    # A third of a second: ten frames at 30 fps, so parts hold whole frames at common rates and
+    # PART-HOLD-BACK (three parts) is one second.
+    hls_part_target: float = 1 / 3
+    hls_disk_copy: bool = False
     # Which options were set explicitly (file, environment or flag) rather than defaulted.
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
 
@@ -222,7 +267,8 @@ def markdown_table() -> str:
     """The options table of README.md (a test keeps the README equal to this)."""
     rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
     for opt in OPTIONS:
-        default = f"`{opt.default}`" if opt.default != "" else "(empty)"
+        shown = f"{opt.default:.3f}" if isinstance(opt.default, float) else str(opt.default)
+        default = f"`{shown}`" if opt.default != "" else "(empty)"
         meaning = opt.help.replace("<", "&lt;").replace(">", "&gt;")
         rows.append(f"| `--{opt.name}` | `{opt.env}` | {default} | {meaning} |")
     return "\n".join(rows)

@@ -9,9 +9,9 @@ from robyn import Request, Response, Robyn
 from robyn.argument_parser import Config
 
 from owncast_fast.lifecycle import ServicesHolder
-from owncast_fast.web.routes import admin, status
+from owncast_fast.web.routes import admin, hls, status
 
-ROUTERS = (status, admin)
+ROUTERS = (status, admin, hls)
 
 
 def robyn_config() -> Config:

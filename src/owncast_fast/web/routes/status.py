@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robyn import Request, Response, SubRouter
+from robyn import Response, SubRouter
 
 from owncast_fast import OWNCAST_API_VERSION
 from owncast_fast.lifecycle import Services, ServicesHolder
@@ -33,8 +33,9 @@ def router(holder: ServicesHolder) -> SubRouter:
 
     # A sync handler: Robyn runs it on its worker threads, off the event loop, and it only
     # reads immutable values, so the hottest public endpoint never queues behind ingest work.
+    # No `request` parameter: Robyn 0.88 then skips building the request object (~30 us).
     @api.get("/status")
-    def get_status(request: Request) -> Response:
+    def get_status() -> Response:
         return json_response(status_body(holder.current))
 
     return api

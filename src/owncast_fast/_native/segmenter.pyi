@@ -1,12 +1,13 @@
-"""fMP4/CMAF muxer: the half of `owncast_fast._native.segmenter` compiled from ext/fmp4.pxi.
+"""The HLS muxers (Cython, ext/segmenter.pyx): fMP4/CMAF from ext/fmp4.pxi, MPEG-TS from ext/mpegts.pxi.
 
-Twin: `owncast_fast._pure.fmp4` (same API, bytes and error messages). Times are integers in each
+Twins: `owncast_fast._pure.fmp4` and `owncast_fast._pure.mpegts` (same API, bytes and error
+messages). Times are integers in each
 track's timescale; a stream that breaks the format's limits (dts going backwards, offsets beyond
 32 bits, too much pending) raises `owncast_fast.errors.ProtocolError`, a bad argument `ValueError`.
 """
 
 from collections.abc import Iterable
-from typing import final
+from typing import ClassVar, final
 
 _BytesLike = bytes | bytearray | memoryview
 
@@ -74,3 +75,32 @@ class FragmentWriter:
         """
     def styp(self) -> bytes:
         """The 'styp' box that opens a media segment (before its first fragment)."""
+
+@final
+class TsMuxer:
+    """MPEG-TS muxer for one HLS rendition: PAT/PMT per segment, one PES per access unit.
+
+    PIDs: PMT 0x1000, video 0x100, audio 0x101; the PCR is on the video PID (audio when there is
+    no video). Timestamps are 90 kHz ticks, taken mod 2**33.
+    """
+
+    PACKET_SIZE: ClassVar[int]
+    PMT_PID: ClassVar[int]
+    VIDEO_PID: ClassVar[int]
+    AUDIO_PID: ClassVar[int]
+    def __init__(
+        self,
+        *,
+        video_codec: str | None = None,
+        video_config: bytes | bytearray | memoryview = b"",
+        audio_config: bytes | bytearray | memoryview = b"",
+    ) -> None: ...
+    def set_video_config(self, video_config: bytes | bytearray | memoryview) -> None:
+        """Replace the avcC/hvcC record: its length size applies from the next unit, its parameter
+        sets from the next keyframe (they are only ever inserted before keyframes)."""
+    def start_segment(self) -> bytes:
+        """PAT and PMT, to begin a segment (two TS packets)."""
+    def write_video(self, dts: int, pts: int, keyframe: bool, data: bytes | bytearray | memoryview) -> bytes:
+        """One video access unit (AVCC) as TS packets: one PES of Annex B with an AUD first."""
+    def write_audio(self, pts: int, data: bytes | bytearray | memoryview) -> bytes:
+        """One raw AAC frame as TS packets: one PES holding one ADTS frame (b"" for an empty frame)."""

@@ -1,0 +1,65 @@
+"""Per-variant pipelines: hub consumer -> segmenter -> live HLS state.
+
+A passthrough variant takes the source's access units as they are. Each variant is one asyncio
+task reading its own bounded hub queue, so a variant that falls behind loses whole GOPs (counted
+by the hub) and never slows the publisher or the other variants. Muxing is Cython and costs
+microseconds per unit, so it runs on the event loop; decoding/encoding (transcoded variants)
+will run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from owncast_fast.hls.live import LiveVariant
+from owncast_fast.media.hub import Consumer, MediaHub, StreamEnd, TrackConfig
+from owncast_fast.media.segmenter import Segmenter
+
+log = logging.getLogger(__name__)
+
+
+class VariantPipeline:
+    def __init__(
+        self,
+        hub: MediaHub,
+        segmenter: Segmenter,
+        live: LiveVariant,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.hub = hub
+        self.segmenter = segmenter
+        self.live = live
+        self.consumer: Consumer = hub.attach(f"variant-{live.index}")
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"variant-{self.live.index}")
+
+    async def _run(self) -> None:
+        consumer = self.consumer
+        while True:
+            item = await consumer.get()
+            try:
+                if isinstance(item, TrackConfig):
+                    self.live.set_track(item)
+                events = self.segmenter.push(item, self._clock())
+                self.live.apply(events)
+                if isinstance(item, StreamEnd):
+                    self.live.end_stream()
+            except Exception:
+                # A unit the muxer cannot take costs that unit, never the pipeline.
+                log.exception("variant %d: dropping a unit the segmenter could not take", self.live.index)
+
+    async def close(self) -> None:
+        self.hub.detach(self.consumer)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
