@@ -24,9 +24,10 @@ from datetime import datetime
 from typing import Any
 
 from owncast_fast.config.options import Options
-from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, SettingsService
+from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, Settings, SettingsService
 from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
 from owncast_fast.hls.live import HlsOutput, LiveVariant
+from owncast_fast.hls.s3 import S3Config, S3Mirror, multivariant_base
 from owncast_fast.hls.storage import DiskMirror, HlsStore, StorageMirror
 from owncast_fast.ingest.rtmp.server import RtmpIngest
 from owncast_fast.media.hub import MediaHub
@@ -199,7 +200,7 @@ async def start_services(plan: Plan) -> Services:
         hub=hub,
         ingest=ingest,
         admin=AdminCredentials(settings.current.admin_password_hash),
-        hls=_hls_output(options),
+        hls=await _hls_output(options, settings.current),
     )
     services.pipelines = _start_pipelines(services)
     services_ref.append(services)
@@ -226,11 +227,26 @@ def _on_event(services: Services, event: Event) -> None:
         services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
 
 
-def _hls_output(options: Options) -> HlsOutput:
+async def _hls_output(options: Options, settings: Settings) -> HlsOutput:
     mirrors: list[StorageMirror] = []
     if options.hls_disk_copy:
         mirrors.append(DiskMirror(options.data_path / "hls"))
-    return HlsOutput(HlsStore(mirrors), [])
+    base_url = ""
+    try:
+        s3 = S3Config.from_setting(settings.s3_storage_config)
+    except ValueError as exc:
+        log.error("S3 storage is enabled but its settings are invalid (%s): serving HLS from this server", exc)
+        s3 = None
+    if s3 is not None:
+        segment_seconds, window = LATENCY_LEVELS[min(settings.video_latency_level, MAX_LATENCY_LEVEL)]
+        mirror = S3Mirror(s3, segment_duration=float(segment_seconds), window=window)
+        await mirror.start()
+        mirrors.append(mirror)
+        base_url = multivariant_base(s3, settings.video_serving_endpoint)
+        log.info("S3 storage: uploading HLS to bucket %s; players fetch it from %s", s3.bucket, base_url)
+    elif settings.video_serving_endpoint:
+        base_url = settings.video_serving_endpoint.rstrip("/") + "/hls"
+    return HlsOutput(HlsStore(mirrors), [], base_url=base_url, serve_media=s3 is None)
 
 
 def _start_pipelines(services: Services) -> list[VariantPipeline]:
@@ -272,7 +288,11 @@ async def stop_services(services: Services) -> None:
     await services.ingest.close()
     for pipeline in services.pipelines:
         await pipeline.close()
-    services.hls.store.close()
+    for mirror in services.hls.store.mirrors:
+        if isinstance(mirror, S3Mirror):
+            await mirror.aclose()
+        else:
+            mirror.close()
     if services._tasks:
         await asyncio.wait(tuple(services._tasks), timeout=2.0)
     await services.store.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import secrets
 from dataclasses import dataclass
@@ -393,8 +394,15 @@ class LiveVariant:
 class HlsOutput:
     """Every variant of the stream, and the multivariant playlist that lists them."""
 
-    def __init__(self, store: HlsStore, variants: list[LiveVariant]) -> None:
+    def __init__(
+        self, store: HlsStore, variants: list[LiveVariant], *, base_url: str = "", serve_media: bool = True
+    ) -> None:
         self.store = store
+        # Owncast's video serving endpoint (a CDN in front of us) and S3 mode: the multivariant
+        # playlist, still served here, points at absolute variant URLs there.
+        self.base_url = base_url
+        # S3 mode: players read media playlists and segments from the bucket, not from here.
+        self.serve_media = serve_media
         self.variants: list[LiveVariant] = []
         self._by_name: dict[str, LiveVariant] = {}
         self._rendered: tuple[tuple[VariantStream, ...], bytes] | None = None
@@ -419,6 +427,9 @@ class HlsOutput:
         rendered = self._rendered
         if rendered is not None and rendered[0] == streams:
             return rendered[1]
-        body = MultivariantPlaylist(streams).render()
+        listed = streams
+        if self.base_url:
+            listed = tuple(dataclasses.replace(s, uri=f"{self.base_url}/{s.uri}") for s in streams)
+        body = MultivariantPlaylist(listed).render()
         self._rendered = (streams, body)
         return body

@@ -101,8 +101,9 @@ def router(holder: ServicesHolder) -> SubRouter:
 
     @hls.get("/:variant/stream.m3u8")
     async def media_playlist(request: Request) -> Response:
-        live = holder.current.hls.variant(request.path_params["variant"])
-        if live is None:
+        output = holder.current.hls
+        live = output.variant(request.path_params["variant"])
+        if live is None or not output.serve_media:  # S3 mode: players read these from the bucket
             return _text(404, "Not Found")
         return await media_playlist_response(live, request)
 
@@ -112,6 +113,8 @@ def router(holder: ServicesHolder) -> SubRouter:
         variant = request.path_params["variant"]
         name = request.path_params["name"]
         path = f"{variant}/{name}"
+        if not output.serve_media:  # S3 mode: only the multivariant playlist is served here
+            return _text(404, "Not Found")
         body = output.store.get(path)
         if body is None:
             live = output.variant(variant)
