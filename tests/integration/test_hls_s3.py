@@ -14,7 +14,6 @@ from pathlib import Path
 import m3u8
 import pytest
 from moto.server import ThreadedMotoServer
-
 from tests.conftest import ServerFactory, free_port
 
 pytestmark = pytest.mark.integration
