@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 import pytest
+from tests.integration.media import make_flv, read_flv_tags
 
 from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
@@ -26,7 +27,6 @@ from owncast_fast.media.segmenter import (
     SegmentReady,
 )
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
-from tests.integration.media import make_flv, read_flv_tags
 
 NOW = 1_800_000_000.0  # wall-clock anchor handed to the segmenter
 
