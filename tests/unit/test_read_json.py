@@ -42,16 +42,16 @@ def test_a_body_at_the_limit_is_read() -> None:
         '{"value": "' + "é" * (BODY_LIMIT // 2) + '"}',
     ],
 )
-def test_a_body_over_the_limit_is_413(body: str | bytes) -> None:
+def test_a_body_over_the_limit_is_400(body: str | bytes) -> None:
     assert error_of(read_json(request_with(body))) == (
-        413,
+        400,
         {"message": f"request body is larger than the limit of {BODY_LIMIT} bytes", "success": False},
     )
 
 
 def test_a_handler_sets_its_own_limit() -> None:
     assert error_of(read_json(request_with('{"value": "abcdef"}'), limit=10)) == (
-        413,
+        400,
         {"message": "request body is larger than the limit of 10 bytes", "success": False},
     )
     assert read_json(request_with('{"value": "abcdef"}'), limit=19) == {"value": "abcdef"}

@@ -27,25 +27,23 @@ def api_response(message: str, success: bool) -> Response:
 # ROBYN_MAX_PAYLOAD_SIZE does not apply to them (sparckles/Robyn#1425), so a cap can only bound
 # what a handler parses and keeps; a reverse proxy's body limit bounds what reaches memory.
 # 64 KiB holds any Owncast setter value with room to spare; handlers of big values (logo images,
-# custom CSS/JavaScript) pass their own limit.
+# custom CSS/JavaScript) pass their own limit. Too large is a 400 like every other refused body, not
+# 413: some operations declare no other error status (POST /api/metrics/playback: 200 and 400 only).
 BODY_LIMIT = 64 * 1024
-BODY_TOO_LARGE = 413
 _JSON_TYPE_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
 def read_json(request: Request, limit: int = BODY_LIMIT) -> dict[str, Any] | Response:
     """The request body as a JSON object, or the Response to send instead.
 
-    Errors are Owncast's BaseAPIResponse with `success: false`: 413 over `limit` bytes, 400 for an
-    empty body, malformed JSON or a JSON value that is not an object. Callers:
+    Errors are Owncast's BaseAPIResponse with `success: false` and status 400: a body over `limit`
+    bytes, an empty body, malformed JSON or a JSON value that is not an object. Callers:
     `body = read_json(request); if isinstance(body, Response): return body`.
     """
     raw = request.body  # Robyn 0.88: str when the body is valid UTF-8, bytes otherwise
     # A character is at least one byte, so only a str shorter than the limit needs encoding to count.
     if len(raw) > limit or (isinstance(raw, str) and len(raw) * 4 > limit and len(raw.encode()) > limit):
-        return json_response(
-            {"message": f"request body is larger than the limit of {limit} bytes", "success": False}, BODY_TOO_LARGE
-        )
+        return api_response(f"request body is larger than the limit of {limit} bytes", False)
     if not raw:
         return api_response("request body is empty: expected a JSON object", False)
     try:
