@@ -68,6 +68,9 @@ NULLABLE_ERRATA: dict[tuple[str, str], str] = {
     ("AdminStatus", "broadcaster"): "Go pointer, null while no one streams (owncast-behavior.md 4.1, 4.9)",
     ("AdminStatus", "currentBroadcast"): "Go pointer, set on connect, null while offline (owncast-behavior.md 4.9)",
     ("AdminStatus", "health"): "null with no viewers (owncast-behavior.md 4.1)",
+    # Inferred, not in owncast-behavior.md (it leaves the YP protocol out): Owncast's yp response
+    # carries the same *utils.NullTime as /api/status.
+    ("YPDetails", "lastConnectTime"): "the status's NullTime: null until the first connect",
 }
 
 # `/admin/prometheus` declares no responses at all, so every answer would be "undocumented"; Owncast's
