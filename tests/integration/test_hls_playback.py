@@ -707,11 +707,6 @@ def test_playlist_is_ended_while_nobody_publishes(reconnect: ReconnectRun) -> No
     assert not reconnect.second_listed.playlist.is_endlist, reconnect.second_listed.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: web/routes/hls.py media_playlist_response answers a blocking reload (_HLS_msn) with 503 when the "
-    "stream has ended (_wait gives up when live.ended) instead of the final playlist with EXT-X-ENDLIST",
-)
 def test_blocking_reload_after_the_publisher_left_gets_the_ended_playlist(reconnect: ReconnectRun) -> None:
     """hls.js asks for the next part right after the last one; once the stream has ended, the answer
     it can act on is the playlist with EXT-X-ENDLIST, at once (a 503 is an error it retries)."""
@@ -721,11 +716,6 @@ def test_blocking_reload_after_the_publisher_left_gets_the_ended_playlist(reconn
     assert reconnect.reload_between_seconds < 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: hls/live.py LiveVariant.check_request compares _HLS_part with _newest()'s part index, which is -1 "
-    "('whole segment') once the segment is complete, so a request for one of its parts beyond the 3rd gets 400",
-)
 def test_blocking_reload_for_a_part_of_a_complete_segment_is_answered(reconnect: ReconnectRun) -> None:
     """6.2.5.2: 400 is for a part more than the Advance Part Limit beyond the last Partial Segment in
     the Playlist; a part the Playlist already lists is available, so the Playlist is the answer. The
@@ -750,11 +740,6 @@ def test_hls_js_carries_on_after_the_publisher_returns(reconnect: ReconnectRun) 
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(second)), playback.summary()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: hls/live.py LiveVariant keeps one _map_uri (replaced on every InitReady) and _build renders it as "
-    "the playlist's only EXT-X-MAP, so after a reconnect the first publish's segments are read with the new init",
-)
 def test_each_publish_keeps_its_own_init_segment(server: ServerProcess, media_dir: Path) -> None:
     """RFC 8216bis 4.4.4.5: EXT-X-MAP "applies to every Media Segment that appears after it in the
     Playlist until the next EXT-X-MAP tag"; a publisher that returns with other settings needs one."""

@@ -65,6 +65,7 @@ class _Stored:
     model: MediaSegment
     part_paths: list[str]
     part_count: int
+    init_generation: int
 
 
 class LiveVariant:
@@ -101,7 +102,7 @@ class LiveVariant:
         self._pending_parts: list[PartialSegment] = []
         self._pending_part_paths: list[str] = []
         self._open_msn: int | None = None  # msn of the segment being built (parts announced)
-        self._map_uri: str | None = None
+        self._inits: dict[int, str] = {}  # init generation -> file name (fMP4)
         self._discontinuity_sequence = 0
         self._ended = False
         self._changed = asyncio.Event()
@@ -136,7 +137,7 @@ class LiveVariant:
             elif isinstance(event, InitReady):
                 name = f"{self.session}-init{event.generation}.mp4"
                 self.store.put(self._path(name), event.data, FileKind.INIT)
-                self._map_uri = name
+                self._inits[event.generation] = name
         if changed:
             self._render()
 
@@ -188,17 +189,30 @@ class LiveVariant:
             )
             self.target_duration = needed
         parts = tuple(self._pending_parts) if self._open_msn == event.msn else ()
+        # A new init segment (a reconnect with other settings, a codec change) starts with its own
+        # EXT-X-MAP, so the segments before it keep being read with theirs (4.4.4.5).
+        new_map = bool(self.segments) and self.segments[-1].init_generation != event.init_generation
         model = MediaSegment(
             name,
             event.duration,
             program_date_time=event.program_date_time,
             discontinuity=event.discontinuity and bool(self.segments),
             parts=parts,
+            map_uri=self._inits.get(event.init_generation) if new_map else None,
         )
         part_paths, self._pending_part_paths = self._pending_part_paths, []
         self._pending_parts = []
         self._open_msn = None
-        stored = _Stored(event.msn, self._path(name), len(event.data), event.duration, model, part_paths, len(parts))
+        stored = _Stored(
+            event.msn,
+            self._path(name),
+            len(event.data),
+            event.duration,
+            model,
+            part_paths,
+            len(parts),
+            event.init_generation,
+        )
         self.segments.append(stored)
         while len(self.segments) > self.window:
             gone = self.segments.popleft()
@@ -212,9 +226,16 @@ class LiveVariant:
             old = self._retired.popleft()
             self.store.delete(old.path)
             self._drop_parts(old)
+            self._drop_unused_inits(event.init_generation)
         # Parts are only listed near the live edge; the segment holds the same bytes.
         if len(self.segments) > PARTS_WINDOW:
             self._drop_parts(self.segments[-PARTS_WINDOW - 1])
+
+    def _drop_unused_inits(self, current: int) -> None:
+        """Delete init segments that no segment still fetchable refers to."""
+        in_use = {s.init_generation for s in self.segments} | {s.init_generation for s in self._retired}
+        for generation in [g for g in self._inits if g not in in_use and g != current]:
+            self.store.delete(self._path(self._inits.pop(generation)))
 
     def _drop_parts(self, stored: _Stored) -> None:
         for part in stored.part_paths:
@@ -246,6 +267,8 @@ class LiveVariant:
 
     def check_request(self, msn: int, part: int | None) -> None:
         """6.2.5.2: refuse requests too far ahead of the live edge (400)."""
+        if self.has(msn, part):
+            return
         newest = self._newest()
         current = newest[0] if newest is not None else -1
         if msn > current + 2:
@@ -317,19 +340,22 @@ class LiveVariant:
                 for peer in self.peers
                 if peer.segments
             )
+        skipped = self._skippable(control) if skip else 0
+        # The header's EXT-X-MAP is the init of the first segment listed after any skip.
+        first_listed = self.segments[min(skipped, len(self.segments) - 1)]
         return MediaPlaylist(
             target_duration=self.target_duration,
             segments=tuple(s.model for s in self.segments),
             media_sequence=self.segments[0].msn,
             discontinuity_sequence=self._discontinuity_sequence,
-            map_uri=self._map_uri if self.container is Container.FMP4 else None,
+            map_uri=self._inits.get(first_listed.init_generation) if self.container is Container.FMP4 else None,
             part_target=self.part_target,
             server_control=control,
             pending_parts=tuple(self._pending_parts) if low_latency else (),
             preload_hint=PreloadHint(hint) if hint is not None else None,
             rendition_reports=reports,
             endlist=self._ended,
-            skip=self._skippable(control) if skip else 0,
+            skip=skipped,
             parts_window=PARTS_WINDOW,
         )
 

@@ -150,6 +150,10 @@ class MediaSegment:
     discontinuity: bool = False
     parts: tuple[PartialSegment, ...] = ()
     gap: bool = False
+    # An EXT-X-MAP starting at this segment (a new init segment after a discontinuity). 4.4.4.5:
+    # "It applies to every Media Segment that appears after it in the Playlist until the next
+    # EXT-X-MAP tag or until the end of the Playlist."
+    map_uri: str | None = None
     _with_parts: str = field(init=False, repr=False, compare=False)
     _without_parts: str = field(init=False, repr=False, compare=False)
     _rounded_duration: int = field(init=False, repr=False, compare=False)
@@ -161,6 +165,9 @@ class MediaSegment:
         if self.title and not self.title.isprintable():
             raise ValueError(f"segment title {self.title!r} contains a control character")
         head = "#EXT-X-DISCONTINUITY\n" if self.discontinuity else ""
+        if self.map_uri is not None:
+            _check_quoted(self.map_uri, "EXT-X-MAP URI")
+            head += f'#EXT-X-MAP:URI="{self.map_uri}"\n'
         if self.program_date_time is not None:
             head += f"#EXT-X-PROGRAM-DATE-TIME:{_program_date_time(self.program_date_time)}\n"
         # 4.4.4.1: EXTINF "is REQUIRED for each Media Segment"; 3 decimals keep accumulated error

@@ -252,3 +252,33 @@ def test_mirrors_see_segments_before_the_playlist_that_lists_them() -> None:
     assert isinstance(recorder, Recorder)
     order = [path for action, path in recorder.log if action == "put"]
     assert order.index("0/abc123-0.m4s") < order.index("0/stream.m3u8")
+
+
+def test_a_new_init_segment_gets_its_own_map_and_the_old_one_goes_when_unused() -> None:
+    live = variant(window=2, part_target=None)
+
+    def segment(msn: int, generation: int, discontinuity: bool = False) -> SegmentReady:
+        return SegmentReady(msn, 2.0, b"s", START, discontinuity, True, generation)
+
+    feed(live, InitReady(b"i1", 1), segment(0, 1), InitReady(b"i2", 2), segment(1, 2, True))
+    text = (live.playlist or b"").decode()
+    assert text.index('#EXT-X-MAP:URI="abc123-init1.mp4"') < text.index("abc123-0.m4s")
+    assert (
+        text.index("#EXT-X-DISCONTINUITY")
+        < text.index('#EXT-X-MAP:URI="abc123-init2.mp4"')
+        < text.index("abc123-1.m4s")
+    )
+    for msn in range(2, 7):
+        feed(live, segment(msn, 2))
+    text = (live.playlist or b"").decode()
+    assert '#EXT-X-MAP:URI="abc123-init2.mp4"' in text and "init1" not in text
+    assert live.store.get("0/abc123-init1.mp4") is None  # no fetchable segment needs it any more
+    assert live.store.get("0/abc123-init2.mp4") == b"i2"
+
+
+def test_requests_for_parts_of_a_complete_segment_are_never_refused() -> None:
+    live = variant()
+    feed(live, *segment_events(0))
+    live.check_request(0, 5)  # the whole segment exists, so any of its parts does
+    live.end_stream()
+    live.check_request(0, 99)

@@ -18,6 +18,7 @@ from robyn import Request, Response, SubRouter
 from owncast_fast.hls.live import LiveVariant, PlaylistRequestError
 from owncast_fast.hls.storage import content_type
 from owncast_fast.lifecycle import ServicesHolder
+from owncast_fast.metrics.prometheus import HLS_ACTIVITY
 
 # Owncast's playlist headers (reference/owncast-behavior.md §4.6).
 PLAYLIST_HEADERS = {
@@ -57,15 +58,19 @@ async def _wait(live: LiveVariant, ready: Callable[[], bool], seconds: float) ->
     """Park until `ready()` holds after an update, or `seconds` pass."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
-    while not ready():
-        remaining = deadline - loop.time()
-        if remaining <= 0 or live.ended:
-            return bool(ready())
-        try:
-            await asyncio.wait_for(live.wait_for_change(), remaining)
-        except TimeoutError:
-            return bool(ready())
-    return True
+    HLS_ACTIVITY.parked += 1
+    try:
+        while not ready():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or live.ended:
+                return bool(ready())
+            try:
+                await asyncio.wait_for(live.wait_for_change(), remaining)
+            except TimeoutError:
+                return bool(ready())
+        return True
+    finally:
+        HLS_ACTIVITY.parked -= 1
 
 
 async def media_playlist_response(live: LiveVariant, request: Request) -> Response:
@@ -85,7 +90,9 @@ async def media_playlist_response(live: LiveVariant, request: Request) -> Respon
     except PlaylistRequestError as exc:
         return _text(400, str(exc))
     limit = BLOCK_TARGETS * live.target_duration
-    if msn is not None and not await _wait(live, lambda: live.has(msn, part), limit):
+    # A stream that ends while a client waits answers with the final playlist (EXT-X-ENDLIST):
+    # that is what tells the client to stop asking.
+    if msn is not None and not await _wait(live, lambda: live.has(msn, part), limit) and not live.ended:
         return _text(503, f"segment {msn} part {part} did not become available in time")
     body = live.delta_playlist() if skip is not None and live.low_latency else live.playlist
     return _playlist(body)
@@ -105,6 +112,11 @@ def router(holder: ServicesHolder) -> SubRouter:
         live = output.variant(request.path_params["variant"])
         if live is None or not output.serve_media:  # S3 mode: players read these from the bucket
             return _text(404, "Not Found")
+        # Owncast marks the requester an active viewer at every playlist fetch (§4.6).
+        holder.current.metrics.viewer_seen(
+            request.ip_addr, request.headers.get("x-forwarded-for"), request.headers.get("user-agent") or ""
+        )
+        HLS_ACTIVITY.playlists_served += 1
         return await media_playlist_response(live, request)
 
     @hls.get("/:variant/:name")
@@ -126,6 +138,7 @@ def router(holder: ServicesHolder) -> SubRouter:
         if body is None:
             return _text(404, "Not Found")
         headers = {"Content-Type": content_type(name), "Cache-Control": MEDIA_CACHE, "Access-Control-Allow-Origin": "*"}
+        HLS_ACTIVITY.media_served += 1
         return Response(200, headers, body)
 
     return hls
