@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 NATIVE_SOURCES := $(wildcard ext/*.pyx ext/*.pxd ext/*.pxi) CMakeLists.txt pyproject.toml
 
-.PHONY: run test install system-deps lint typecheck unit bench bench-ci clean
+.PHONY: run test install system-deps test-deps lint typecheck unit bench bench-ci clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ run: install
 system-deps:
 	bash scripts/install-system-deps.sh
 
+# Browser-side test tools: Debian's Chromium, hls.js from npm (web/), Playwright's Python driver.
+test-deps: install
+	bash scripts/install-test-deps.sh
+
 lint: install
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
@@ -36,10 +40,10 @@ typecheck: install
 unit: install
 	$(PY) -m pytest
 
-test: system-deps install lint typecheck unit
+test: system-deps install test-deps lint typecheck unit
 
 # Full benchmark run: JSON + markdown table under .bench/, compared with the saved baseline.
-bench: system-deps install
+bench: system-deps install test-deps
 	$(PY) bench/run.py
 
 # The quick subset CI runs: ratio bars measured side by side in one run.

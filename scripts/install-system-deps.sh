@@ -9,6 +9,7 @@ packages=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav   # rtmp2sink, x264enc, flvmux
   wrk                                      # HTTP load generator for bench/
+  nginx libnginx-mod-rtmp                  # the reference server the HLS benches compare against
 )
 
 missing=()
