@@ -224,3 +224,16 @@ def test_audio_only_stream_is_segmented_after_a_second_of_audio(av_items: list[H
 def test_bad_targets_are_refused() -> None:
     with pytest.raises(ValueError, match="need 0 < part_target <= target_duration"):
         Segmenter(target_duration=1.0, part_target=2.0)
+
+
+def test_audio_that_steps_back_a_little_keeps_counting_forward(av_items: list[HubItem]) -> None:
+    """ffmpeg -stream_loop: each wrap's first audio frame is 1 ms after the previous one."""
+    configs = [i for i in av_items if isinstance(i, TrackConfig) and i.track is Track.AUDIO]
+    audio = units(av_items, Track.AUDIO)[:100]
+    wrapped = list(audio)
+    for _ in range(3):
+        wrapped += [dataclasses.replace(u, dts=u.dts - audio[0].dts + wrapped[-1].dts + 90) for u in audio]
+    wrapped = [dataclasses.replace(u, pts=u.dts) for u in wrapped]
+    segmenter = Segmenter(Container.FMP4, target_duration=1.0, part_target=0.5)
+    events = run(segmenter, [*configs, *wrapped])  # the fMP4 writer raises if audio went back
+    assert segments(events)

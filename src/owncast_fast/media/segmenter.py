@@ -351,11 +351,16 @@ class Segmenter:
             segment.parts.append(self._ts.write_video(unit.dts, unit.pts, unit.keyframe, unit.data))
 
     def _audio_dts(self, dts_ticks: int) -> int:
-        """Audio dts in samples: counted frame by frame, re-synced when the source jumps."""
+        """Audio dts in samples: counted frame by frame, re-synced when the source skips ahead.
+
+        A source that steps back by less than a large jump (e.g. ffmpeg's -stream_loop puts each
+        wrap's first frame 1 ms after the last) keeps the count going: the track must never go back
+        in time (a real step back is a discontinuity, handled by the jump check before this).
+        """
         rate = self._audio_rate()
         source = dts_ticks * rate // TIMESCALE
         clock = self._audio_clock
-        if clock is None or abs(source - clock) > AAC_FRAME_SAMPLES:
+        if clock is None or source - clock > AAC_FRAME_SAMPLES:
             clock = source
         self._audio_clock = clock + AAC_FRAME_SAMPLES
         return clock
