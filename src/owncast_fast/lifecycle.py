@@ -33,6 +33,7 @@ from owncast_fast.ingest.rtmp.server import RtmpIngest
 from owncast_fast.media.hub import MediaHub
 from owncast_fast.media.pipeline import VariantPipeline
 from owncast_fast.media.segmenter import Container, Segmenter
+from owncast_fast.metrics.service import MetricsService
 from owncast_fast.security import AdminCredentials, check_password, hash_password
 from owncast_fast.status import StreamStatus
 from owncast_fast.store import Store, StoreError, open_store
@@ -68,6 +69,7 @@ class Services:
     ingest: RtmpIngest
     admin: AdminCredentials
     hls: HlsOutput
+    metrics: MetricsService
     pipelines: list[VariantPipeline] = field(default_factory=list)
     started_at: datetime = field(default_factory=utcnow)
     rtmp_ports: list[int] = field(default_factory=list)
@@ -201,7 +203,17 @@ async def start_services(plan: Plan) -> Services:
         ingest=ingest,
         admin=AdminCredentials(settings.current.admin_password_hash),
         hls=await _hls_output(options, settings.current),
+        metrics=MetricsService(
+            settings=settings,
+            bus=bus,
+            status=status,
+            time_series=store.time_series,
+            data_dir=options.data_path,
+            ingest=ingest,
+            hub=hub,
+        ),
     )
+    services.metrics.start()  # first: its log ring should see the start-up warnings
     services.pipelines = _start_pipelines(services)
     services_ref.append(services)
     bus.subscribe(lambda event: _on_event(services, event))
@@ -212,6 +224,7 @@ async def start_services(plan: Plan) -> Services:
             services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, options.rtmps_port, context))
     except OSError as exc:
         await ingest.close()
+        await services.metrics.stop()
         await store.close()
         raise StartupError(f"RTMP listener on {options.rtmp_ip}: {exc.strerror}") from None
     return services
@@ -293,6 +306,7 @@ async def stop_services(services: Services) -> None:
             await mirror.aclose()
         else:
             mirror.close()
+    await services.metrics.stop()  # after ingest: it saves the peaks of a stream that just ended
     if services._tasks:
         await asyncio.wait(tuple(services._tasks), timeout=2.0)
     await services.store.close()

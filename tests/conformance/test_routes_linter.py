@@ -14,39 +14,11 @@ from openapi_spec import Operation, issue_operations, robyn_routes, routed_issue
 from owncast_fast.lifecycle import ServicesHolder
 from owncast_fast.web.app import create_app
 
-BUILDING = "being built (issue 6)"
 INTEGRATIONS = "external API tokens land with the integrations issue"
 
 WAIVERS: dict[str, str] = {
     "POST /api/integrations/streamtitle": INTEGRATIONS,
     "OPTIONS /api/integrations/streamtitle": INTEGRATIONS,
-    "GET /api/ping": BUILDING,
-    "GET /api/admin/viewers": BUILDING,
-    "OPTIONS /api/admin/viewers": BUILDING,
-    "POST /api/metrics/playback": BUILDING,
-    "GET /api/admin/viewersOverTime": BUILDING,
-    "OPTIONS /api/admin/viewersOverTime": BUILDING,
-    "GET /api/admin/hardwarestats": BUILDING,
-    "OPTIONS /api/admin/hardwarestats": BUILDING,
-    "GET /api/admin/metrics/video": BUILDING,
-    "OPTIONS /api/admin/metrics/video": BUILDING,
-    "GET /api/admin/prometheus": BUILDING,
-    "POST /api/admin/prometheus": BUILDING,
-    "PUT /api/admin/prometheus": BUILDING,
-    "DELETE /api/admin/prometheus": BUILDING,
-    "OPTIONS /api/admin/prometheus": BUILDING,
-    "GET /api/admin/logs": BUILDING,
-    "OPTIONS /api/admin/logs": BUILDING,
-    "GET /api/admin/logs/warnings": BUILDING,
-    "OPTIONS /api/admin/logs/warnings": BUILDING,
-    "GET /api/admin/update/options": BUILDING,
-    "OPTIONS /api/admin/update/options": BUILDING,
-    "GET /api/admin/update/start": BUILDING,
-    "OPTIONS /api/admin/update/start": BUILDING,
-    "GET /api/admin/update/forcequit": BUILDING,
-    "OPTIONS /api/admin/update/forcequit": BUILDING,
-    "GET /api/admin/yp/reset": BUILDING,
-    "OPTIONS /api/admin/yp/reset": BUILDING,
 }
 
 

@@ -7,9 +7,17 @@ schema is migrated to the newest version this code knows before the store is ret
 
 from __future__ import annotations
 
-from owncast_fast.store.base import ConfigRepository, Store, StoreError
+from owncast_fast.store.base import ConfigRepository, Sample, Store, StoreError, TimeSeriesRepository
 
-__all__ = ["ConfigRepository", "Store", "StoreError", "is_postgres_url", "open_store"]
+__all__ = [
+    "ConfigRepository",
+    "Sample",
+    "Store",
+    "StoreError",
+    "TimeSeriesRepository",
+    "is_postgres_url",
+    "open_store",
+]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 

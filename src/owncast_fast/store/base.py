@@ -8,6 +8,8 @@ Two backends implement them: SQLite (`store/sqlite/`, the single-node default) a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -50,11 +52,46 @@ class ConfigRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of a time series, at a whole second (UTC)."""
+
+    time: datetime
+    value: float
+
+
+class TimeSeriesRepository(Protocol):
+    """Timestamped numbers by metric name, such as the viewer count sampled while live.
+
+    Owncast keeps these in `data/metrics` (a tstorage database, reference §5); here they live in the
+    store so that they survive restarts and are shared by every node. Times are kept to the second
+    (tstorage's precision) and must be timezone-aware.
+    """
+
+    async def add(self, metric: str, time: datetime, value: float) -> None:
+        """Record `value` at `time`; a second sample of `metric` in the same second replaces the first.
+
+        Raises ValueError for a naive `time` or a value that is not finite (NaN or infinite).
+        """
+        ...
+
+    async def between(self, metric: str, start: datetime, end: datetime) -> list[Sample]:
+        """The samples of `metric` with `start <= time <= end` (both to the second), oldest first."""
+        ...
+
+    async def delete_before(self, time: datetime) -> int:
+        """Remove every sample, of every metric, older than `time`; returns how many were removed."""
+        ...
+
+
 class Store(Protocol):
     """An open database: its repositories, and what an operator needs to know about it."""
 
     @property
     def config(self) -> ConfigRepository: ...
+
+    @property
+    def time_series(self) -> TimeSeriesRepository: ...
 
     @property
     def schema_version(self) -> int:

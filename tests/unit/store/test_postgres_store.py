@@ -93,9 +93,7 @@ def test_a_missing_database_is_refused_and_not_created(postgres_url: str) -> Non
     async def exists() -> bool:
         connection = await asyncpg.connect(postgres_url, timeout=5)
         try:
-            return bool(
-                await connection.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name)
-            )
+            return bool(await connection.fetchval("SELECT count(*) FROM pg_database WHERE datname = $1", name))
         finally:
             await connection.close()
 
@@ -120,15 +118,17 @@ def test_a_foreign_datastore_table_is_refused_and_left_untouched(
 def test_a_failing_migration_is_rolled_back(
     postgres_database: str, postgres_sql: SqlRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    broken = Migration(2, "broken", "CREATE TABLE half_done (x INTEGER);\nNOT SQL;\n")
     shipped = load_migrations("owncast_fast.store.postgres")
+    broken = Migration(len(shipped) + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nNOT SQL;\n")
     monkeypatch.setattr(postgres_store, "load_migrations", lambda package: (*shipped, broken))
     assert refusal(postgres_database) == (
-        f"cannot migrate PostgreSQL database {postgres_database} to version 2 (broken): "
+        f"cannot migrate PostgreSQL database {postgres_database} to version {broken.version} (broken): "
         'syntax error at or near "NOT"'
     )
     assert postgres_sql("SELECT to_regclass('half_done') IS NULL") == [(True,)]
-    assert postgres_sql("SELECT version FROM schema_migrations") == [(1,)]
+    assert postgres_sql("SELECT version FROM schema_migrations ORDER BY version") == [
+        (migration.version,) for migration in shipped
+    ]
 
 
 @pytest.mark.postgres
@@ -139,6 +139,4 @@ def test_values_are_stored_as_jsonb(postgres_database: str, postgres_sql: SqlRun
         await store.close()
 
     asyncio.run(run())
-    assert postgres_sql("SELECT jsonb_typeof(value), value -> 0 ->> 'framerate' FROM datastore") == [
-        ("array", "24")
-    ]
+    assert postgres_sql("SELECT jsonb_typeof(value), value -> 0 ->> 'framerate' FROM datastore") == [("array", "24")]

@@ -51,9 +51,7 @@ def test_an_empty_file_becomes_a_new_database(tmp_path: Path) -> None:
     assert path.stat().st_size > 0
 
 
-def test_relative_path_is_relative_to_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_path_is_relative_to_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
     async def run() -> str:
@@ -121,8 +119,7 @@ def test_an_owncast_database_is_refused_and_left_untouched(tmp_path: Path) -> No
     connection.close()
     before = snapshot(tmp_path)
     assert refusal(path) == (
-        f"cannot open SQLite database {path}: "
-        "not an owncast-fast database (it has tables but no schema_migrations)"
+        f"cannot open SQLite database {path}: not an owncast-fast database (it has tables but no schema_migrations)"
     )
     assert snapshot(tmp_path) == before
 
@@ -134,25 +131,26 @@ def test_a_newer_database_is_left_untouched(tmp_path: Path) -> None:
         connection.execute("INSERT INTO schema_migrations VALUES (9, '2030-01-01T00:00:00Z')")
     connection.close()
     before = snapshot(tmp_path)
-    assert refusal(path) == "database schema version 9 is newer than this owncast-fast supports (1)"
+    supported = len(load_migrations("owncast_fast.store.sqlite"))
+    assert refusal(path) == f"database schema version 9 is newer than this owncast-fast supports ({supported})"
     assert snapshot(tmp_path) == before
 
 
 def test_a_failing_migration_is_rolled_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "owncast.db"
     open_and_close(path)
-    broken = Migration(2, "broken", "CREATE TABLE half_done (x INTEGER);\nNOT SQL;\n")
     shipped = load_migrations("owncast_fast.store.sqlite")
+    broken = Migration(len(shipped) + 1, "broken", "CREATE TABLE half_done (x INTEGER);\nNOT SQL;\n")
     monkeypatch.setattr(sqlite_store, "load_migrations", lambda package: (*shipped, broken))
     assert refusal(path) == (
-        f'cannot migrate SQLite database {path} to version 2 (broken): near "NOT": syntax error'
+        f'cannot migrate SQLite database {path} to version {broken.version} (broken): near "NOT": syntax error'
     )
     with sqlite3.connect(path) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
         versions = connection.execute("SELECT version FROM schema_migrations").fetchall()
     connection.close()
     assert "half_done" not in tables
-    assert versions == [(1,)]
+    assert versions == [(migration.version,) for migration in shipped]
 
 
 class RecordingConnection(sqlite3.Connection):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -12,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from owncast_fast.store import Store, StoreError, open_store
+from owncast_fast.store import Sample, Store, StoreError, open_store
 from owncast_fast.store.migrations import load_migrations
 
 SqlRunner = Callable[[str], list[tuple[Any, ...]]]
@@ -57,9 +59,7 @@ def test_get_many_leaves_out_missing_keys(store: Store, runner: asyncio.Runner) 
 def test_null_is_a_stored_value(store: Store, runner: asyncio.Runner) -> None:
     runner.run(store.config.set("directory_registration_key", None))
     assert runner.run(store.config.get("directory_registration_key")) is None
-    assert runner.run(store.config.get_many(["directory_registration_key"])) == {
-        "directory_registration_key": None
-    }
+    assert runner.run(store.config.get_many(["directory_registration_key"])) == {"directory_registration_key": None}
 
 
 def test_unicode_keys_and_values(store: Store, runner: asyncio.Runner) -> None:
@@ -189,8 +189,8 @@ def test_data_survives_close_and_reopen(database: str, runner: asyncio.Runner) -
 
 
 def test_schema_version_is_the_newest_migration(store: Store, sql: SqlRunner) -> None:
-    assert store.schema_version == LATEST_VERSION == 1
-    assert [row[0] for row in sql("SELECT version FROM schema_migrations ORDER BY version")] == [1]
+    assert store.schema_version == LATEST_VERSION == 2
+    assert [row[0] for row in sql("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
 
 
 def test_reopening_applies_no_migration_twice(database: str, runner: asyncio.Runner, sql: SqlRunner) -> None:
@@ -212,18 +212,16 @@ def test_concurrent_opens_migrate_once(database: str, runner: asyncio.Runner, sq
         return [store.schema_version for store in stores]
 
     assert runner.run(open_several()) == [LATEST_VERSION] * 4
-    assert [row[0] for row in sql("SELECT version FROM schema_migrations")] == [1]
+    assert sorted(row[0] for row in sql("SELECT version FROM schema_migrations")) == [1, 2]
 
 
-def test_newer_schema_refuses_to_open_and_changes_nothing(
-    store: Store, runner: asyncio.Runner, sql: SqlRunner
-) -> None:
+def test_newer_schema_refuses_to_open_and_changes_nothing(store: Store, runner: asyncio.Runner, sql: SqlRunner) -> None:
     runner.run(store.config.set("server_name", "kept"))
     sql("INSERT INTO schema_migrations (version, applied_at) VALUES (9, '2030-01-01T00:00:00Z')")
     migrations_before = sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     with pytest.raises(StoreError) as raised:
         runner.run(open_store(store.url_for_display))
-    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (1)"
+    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (2)"
     assert sql("SELECT version, applied_at FROM schema_migrations ORDER BY version") == migrations_before
     assert runner.run(store.config.all()) == {"server_name": "kept"}
 
@@ -237,3 +235,90 @@ def test_close_twice_is_harmless(database: str, runner: asyncio.Runner) -> None:
 def test_url_for_display_names_the_database(store: Store, database: str) -> None:
     # The test databases have no password, so there is nothing to mask.
     assert store.url_for_display == database
+
+
+# -- time series ------------------------------------------------------------------------------------
+
+T0 = datetime(2025, 1, 11, 12, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_time_series_returns_the_window_oldest_first(store: Store, runner: asyncio.Runner) -> None:
+    async def write() -> None:
+        for offset, value in [(240, 3.0), (0, 1.0), (120, 2.0), (360, 4.0)]:
+            await store.time_series.add("viewer_count", at(offset), value)
+        await store.time_series.add("chat_client_count", at(120), 9.0)
+
+    runner.run(write())
+    window = runner.run(store.time_series.between("viewer_count", at(120), at(240)))
+    assert window == [Sample(at(120), 2.0), Sample(at(240), 3.0)]  # both ends included
+    assert runner.run(store.time_series.between("viewer_count", at(-60), at(600))) == [
+        Sample(at(0), 1.0),
+        Sample(at(120), 2.0),
+        Sample(at(240), 3.0),
+        Sample(at(360), 4.0),
+    ]
+    assert runner.run(store.time_series.between("missing", at(0), at(600))) == []
+    assert runner.run(store.time_series.between("viewer_count", at(600), at(0))) == []
+
+
+def test_time_series_keeps_whole_seconds_in_utc(store: Store, runner: asyncio.Runner) -> None:
+    paris = timezone(timedelta(hours=1))
+    runner.run(store.time_series.add("viewer_count", datetime(2025, 1, 11, 13, 0, 5, 999_999, tzinfo=paris), 7))
+    [sample] = runner.run(store.time_series.between("viewer_count", at(5), at(5)))
+    assert sample == Sample(at(5), 7.0)
+    assert sample.time.utcoffset() == timedelta(0)
+    assert type(sample.value) is float
+
+
+def test_time_series_sample_in_the_same_second_replaces(store: Store, runner: asyncio.Runner) -> None:
+    runner.run(store.time_series.add("viewer_count", at(10.2), 1))
+    runner.run(store.time_series.add("viewer_count", at(10.7), 2))
+    assert runner.run(store.time_series.between("viewer_count", at(0), at(60))) == [Sample(at(10), 2.0)]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_time_series_refuses_values_that_are_not_finite(store: Store, runner: asyncio.Runner, value: float) -> None:
+    with pytest.raises(ValueError, match="is not finite"):
+        runner.run(store.time_series.add("viewer_count", at(0), value))
+    assert runner.run(store.time_series.between("viewer_count", at(0), at(0))) == []
+
+
+def test_time_series_refuses_a_naive_time(store: Store, runner: asyncio.Runner) -> None:
+    with pytest.raises(ValueError, match="has no timezone"):
+        runner.run(store.time_series.add("viewer_count", datetime(2025, 1, 11), 1))
+    with pytest.raises(ValueError, match="has no timezone"):
+        runner.run(store.time_series.between("viewer_count", datetime(2025, 1, 11), at(0)))
+
+
+def test_time_series_delete_before_removes_older_samples_of_every_metric(store: Store, runner: asyncio.Runner) -> None:
+    async def write() -> None:
+        for offset in (0, 60, 120):
+            await store.time_series.add("viewer_count", at(offset), offset)
+            await store.time_series.add("chat_client_count", at(offset), offset)
+
+    runner.run(write())
+    assert runner.run(store.time_series.delete_before(at(60))) == 2  # strictly older
+    assert runner.run(store.time_series.delete_before(at(60))) == 0
+    assert [s.time for s in runner.run(store.time_series.between("viewer_count", at(0), at(120)))] == [at(60), at(120)]
+    assert len(runner.run(store.time_series.between("chat_client_count", at(0), at(120)))) == 2
+
+
+def test_time_series_survives_close_and_reopen(database: str, runner: asyncio.Runner) -> None:
+    async def write() -> None:
+        store = await open_store(database)
+        await store.time_series.add("viewer_count", at(0), 12)
+        await store.close()
+
+    async def read() -> list[Sample]:
+        store = await open_store(database)
+        try:
+            return await store.time_series.between("viewer_count", at(0), at(0))
+        finally:
+            await store.close()
+
+    runner.run(write())
+    assert runner.run(read()) == [Sample(at(0), 12.0)]

@@ -19,6 +19,7 @@ import asyncpg
 from owncast_fast.store.base import StoreError
 from owncast_fast.store.codec import decode_value, encode_value
 from owncast_fast.store.migrations import Migration, load_migrations, refuse_newer
+from owncast_fast.store.postgres.time_series import PostgresTimeSeriesRepository
 
 # A server that accepts the TCP connection but never answers (a stuck proxy, a paused VM) must
 # fail start-up in seconds, not after asyncpg's default minute.
@@ -93,6 +94,7 @@ class PostgresStore:
         self._url_for_display = url_for_display
         self._schema_version = schema_version
         self._config = PostgresConfigRepository(pool)
+        self._time_series = PostgresTimeSeriesRepository(pool)
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> PostgresStore:
@@ -123,6 +125,10 @@ class PostgresStore:
     @property
     def config(self) -> PostgresConfigRepository:
         return self._config
+
+    @property
+    def time_series(self) -> PostgresTimeSeriesRepository:
+        return self._time_series
 
     @property
     def schema_version(self) -> int:

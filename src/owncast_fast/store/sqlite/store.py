@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from owncast_fast.store.base import StoreError
 from owncast_fast.store.codec import decode_value, encode_value
 from owncast_fast.store.migrations import Migration, load_migrations, refuse_newer
+from owncast_fast.store.sqlite.time_series import SqliteTimeSeriesRepository
 
 _T = TypeVar("_T")
 
@@ -117,6 +118,7 @@ class SqliteStore:
         self._connection = connection
         self._schema_version = schema_version
         self._config = SqliteConfigRepository(executor, connection)
+        self._time_series = SqliteTimeSeriesRepository(executor, connection)
         self._closed = False
 
     @classmethod
@@ -137,6 +139,10 @@ class SqliteStore:
     @property
     def config(self) -> SqliteConfigRepository:
         return self._config
+
+    @property
+    def time_series(self) -> SqliteTimeSeriesRepository:
+        return self._time_series
 
     @property
     def schema_version(self) -> int:
