@@ -68,9 +68,7 @@ class ServerProcess:
     def start(self, timeout: float = 20.0) -> None:
         self.log_path = self.data_dir.parent / f"server-{self.web_port}.log"
         self._log_file = open(self.log_path, "w")  # noqa: SIM115 (closed in stop())
-        self.proc = subprocess.Popen(
-            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, text=True
-        )
+        self.proc = subprocess.Popen(self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

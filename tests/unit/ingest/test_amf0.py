@@ -394,9 +394,7 @@ def test_references_cannot_expand_without_bound() -> None:
     assert str(raised.value) == "AMF0: references expand to more than 65536 values"
 
 
-@pytest.mark.parametrize(
-    "message", [FFMPEG_ON_METADATA, dechunk_first_message(FFMPEG_CONNECT.read_bytes())[1]]
-)
+@pytest.mark.parametrize("message", [FFMPEG_ON_METADATA, dechunk_first_message(FFMPEG_CONNECT.read_bytes())[1]])
 def test_truncation_at_every_offset_of_a_real_message(message: bytes) -> None:
     whole = decode_all(message)
     value_ends = set()

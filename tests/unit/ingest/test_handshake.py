@@ -34,9 +34,7 @@ def counting_bytes(size: int) -> bytes:
 
 
 def plain_c1(time: int = 0x01020304) -> bytes:
-    return (
-        time.to_bytes(4, "big") + bytes(4) + bytes((index * 7) % 256 for index in range(HANDSHAKE_SIZE - 8))
-    )
+    return time.to_bytes(4, "big") + bytes(4) + bytes((index * 7) % 256 for index in range(HANDSHAKE_SIZE - 8))
 
 
 def client_digest_offset(packet: bytes, schema: int) -> int:
@@ -186,9 +184,7 @@ def test_empty_feeds_are_harmless() -> None:
 def test_feeding_after_done_is_a_caller_bug() -> None:
     server = ServerHandshake()
     server.feed(b"\x03" + plain_c1() + bytes(HANDSHAKE_SIZE))
-    with pytest.raises(
-        RuntimeError, match=r"^RTMP handshake already done: feed later bytes to the chunk layer$"
-    ):
+    with pytest.raises(RuntimeError, match=r"^RTMP handshake already done: feed later bytes to the chunk layer$"):
         server.feed(b"\x00")
 
 

@@ -113,9 +113,7 @@ def test_media_metadata_and_unpublish_events() -> None:
     client = Client()
     client.publish()
     client.session.accept_publish()
-    data = client.writer.write(
-        4, 18, 1, 0, amf0.encode_all("@setDataFrame", "onMetaData", amf0.EcmaArray(width=320.0))
-    )
+    data = client.writer.write(4, 18, 1, 0, amf0.encode_all("@setDataFrame", "onMetaData", amf0.EcmaArray(width=320.0)))
     assert client.send(data) == [MetadataReceived({"width": 320.0})]
     assert client.media(9, 0, AVC_KEYFRAME) == [VideoReceived(0, AVC_KEYFRAME)]
     assert client.media(8, 23, AAC_FRAME) == [AudioReceived(23, AAC_FRAME)]
