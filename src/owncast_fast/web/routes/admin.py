@@ -21,10 +21,10 @@ def admin_status_body(services: Services) -> dict[str, Any]:
         "broadcaster": None,
         "currentBroadcast": None,
         "online": status.online,
-        "health": None,  # Owncast reports no health until viewers send playback metrics
+        "health": services.metrics.stream_health_json(),  # null until viewers report playback
         "viewerCount": status.viewer_count,
-        "overallPeakViewerCount": settings.peak_viewers_overall,
-        "sessionPeakViewerCount": settings.peak_viewers_session,
+        "overallPeakViewerCount": services.metrics.viewers.overall_peak,
+        "sessionPeakViewerCount": services.metrics.viewers.session_peak,
         "versionNumber": OWNCAST_API_VERSION,
         "streamTitle": settings.stream_title,
     }
