@@ -71,6 +71,7 @@ class Services:
     hls: HlsOutput
     metrics: MetricsService
     pipelines: list[VariantPipeline] = field(default_factory=list)
+    pipeline_plan: tuple[object, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
     rtmp_ports: list[int] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -235,6 +236,12 @@ def _on_event(services: Services, event: Event) -> None:
         settings = services.settings.current
         services.status.output_settings = [dict(v) for v in settings.video_stream_output_variants]
         services.status.latency_level = settings.video_latency_level
+        if _pipeline_plan(services) != services.pipeline_plan:
+            # Latency level or variants changed since the last stream: they apply from this one.
+            for pipeline in services.pipelines:
+                services.spawn(pipeline.close())
+            services.hls.discard_variants()
+            services.pipelines = _start_pipelines(services)
     elif isinstance(event, StreamStopped):
         # Owncast keeps the last disconnect time across restarts.
         services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
@@ -262,9 +269,19 @@ async def _hls_output(options: Options, settings: Settings) -> HlsOutput:
     return HlsOutput(HlsStore(mirrors), [], base_url=base_url, serve_media=s3 is None)
 
 
+def _pipeline_plan(services: Services) -> tuple[object, ...]:
+    """The settings the pipelines are built from; a change rebuilds them at the next stream start."""
+    settings = services.settings.current
+    variants = tuple(
+        (str(v.get("name") or ""), bool(v.get("videoPassthrough"))) for v in settings.video_stream_output_variants
+    )
+    return (min(settings.video_latency_level, MAX_LATENCY_LEVEL), variants)
+
+
 def _start_pipelines(services: Services) -> list[VariantPipeline]:
     """One pipeline per output variant (passthrough; transcoded variants come with the transcoder)."""
     settings = services.settings.current
+    services.pipeline_plan = _pipeline_plan(services)
     container = Container(services.options.hls_container)
     segment_seconds, window = LATENCY_LEVELS[min(settings.video_latency_level, MAX_LATENCY_LEVEL)]
     variants = settings.video_stream_output_variants

@@ -231,6 +231,19 @@ class LiveVariant:
         if len(self.segments) > PARTS_WINDOW:
             self._drop_parts(self.segments[-PARTS_WINDOW - 1])
 
+    def discard(self) -> None:
+        """Delete every file of this variant from the store."""
+        prefix = self.prefix + "/"
+        for path in self.store.paths():
+            if path.startswith(prefix):
+                self.store.delete(path)
+        self.segments.clear()
+        self._retired.clear()
+        self.playlist = None
+        self.stream = None
+        self._ended = True
+        self._changed.set()  # release waiting clients: they will find the variant gone
+
     def _drop_unused_inits(self, current: int) -> None:
         """Delete init segments that no segment still fetchable refers to."""
         in_use = {s.init_generation for s in self.segments} | {s.init_generation for s in self._retired}
@@ -444,6 +457,14 @@ class HlsOutput:
 
     def variant(self, name: str) -> LiveVariant | None:
         return self._by_name.get(name)
+
+    def discard_variants(self) -> None:
+        """Forget every variant and delete its files (the variants are being rebuilt)."""
+        for variant in self.variants:
+            variant.discard()
+        self.variants = []
+        self._by_name = {}
+        self._rendered = None
 
     def multivariant(self) -> bytes | None:
         """Rendered again only when a variant's entry changed (read on Robyn's threads)."""
