@@ -713,14 +713,13 @@ def test_requests_too_far_ahead_are_refused_at_once(live: Live) -> None:
     for answer in (msn_answer, part_answer, huge_answer):
         assert answer.status == 400 and answer.held < PROMPT, answer
     assert re.fullmatch(rf"_HLS_msn={msn + 3} is more than two segments beyond the last one \(\d+\)", msn_answer.text)
-    assert re.fullmatch(rf"_HLS_part={part + 10} is more than \d+ parts beyond the last one \(\d+\)", part_answer.text)
+    assert re.fullmatch(
+        rf"_HLS_part={part + 10} of segment {msn} is more than 9 parts beyond the last one "
+        rf"\(segment {msn} part {part}\)",
+        part_answer.text,
+    )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the Advance Part Limit is 3 parts (hls/live.py ADVANCE_PART_LIMIT); RFC 8216bis 6.2.5.2 makes "
-    "it 3 / PART-TARGET (9 parts) when PART-TARGET < 1 s",
-)
 def test_a_request_within_the_advance_part_limit_is_held(live: Live) -> None:
     async def scenario() -> tuple[tuple[int, int], HttpResponse]:
         listed = await catch_part_boundary(live.port, lambda listed: listed.next_position[1] in (1, 2, 3))
@@ -733,11 +732,6 @@ def test_a_request_within_the_advance_part_limit_is_held(live: Live) -> None:
     assert wanted in Listed.parse(answer.text).parts()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a part index past the segment's final part is answered when that segment completes "
-    "(LiveVariant.has), not treated as part 0 of the next segment (RFC 8216bis 6.2.5.2)",
-)
 def test_a_part_index_past_the_final_part_waits_for_the_next_segment(live: Live) -> None:
     async def scenario() -> tuple[tuple[int, int], HttpResponse]:
         # Parts 0-8 make a segment; with part 6 or 7 listed, part 9 is within 3 parts.
@@ -832,23 +826,11 @@ def test_blocking_requests_after_the_end_get_the_final_playlist(ended_stream: En
         assert (answer.status, answer.text, answer.held < PROMPT) == (200, ended_stream.ended_playlist.text, True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: web/routes/hls.py media_playlist_response runs LiveVariant.check_request before looking at "
-    "live.ended, so on an ended playlist _HLS_msn > last + 2 is a 400; 6.2.5.2 says a server MUST ignore "
-    "_HLS_msn and _HLS_part once the playlist has EXT-X-ENDLIST",
-)
 def test_a_far_blocking_request_after_the_end_gets_the_final_playlist(ended_stream: EndedStream) -> None:
     answer = ended_stream.beyond["last+5"]
     assert (answer.status, answer.text) == (200, ended_stream.ended_playlist.text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _HLS_skip on an ended playlist with segments beyond the skip boundary is a 500 "
-    "(LiveVariant._build(skip=True) makes MediaPlaylist raise 'a playlist with EXT-X-ENDLIST is never "
-    "sent as a delta update'); 6.2.5.1 says the directive MUST be ignored",
-)
 def test_a_delta_request_on_an_ended_playlist_gets_the_full_playlist(ended_stream: EndedStream) -> None:
     answer = ended_stream.beyond["skip"]
     assert answer.status == 200, answer

@@ -47,9 +47,6 @@ KEEP_AFTER_WINDOW = 3
 # from the Playlist after they are greater than three Target Durations from the end".
 PARTS_WINDOW = 3
 PLAYLIST_NAME = "stream.m3u8"
-# 6.2.5.2: a request for a Partial Segment this far beyond the last one is refused (the
-# "Advance Part Limit" of 3).
-ADVANCE_PART_LIMIT = 3
 
 
 class PlaylistRequestError(ValueError):
@@ -270,13 +267,38 @@ class LiveVariant:
         return None
 
     def has(self, msn: int, part: int | None) -> bool:
-        """Whether the playlist already holds segment `msn` (or its part `part`), or later media."""
+        """Whether the playlist already holds segment `msn` (or its part `part`), or later media.
+
+        6.2.5.2: a request for a part index beyond the last part of a complete segment is "for
+        the first Partial Segment of the following Parent Segment".
+        """
         if self.segments and msn <= self.segments[-1].msn:
-            return True  # a complete segment holds all of its parts
+            if part is None:
+                return True
+            stored = self._find(msn)
+            if stored is None or part < stored.part_count or not stored.part_count:
+                return True  # a complete segment holds all of its parts
+            return self.has(msn + 1, 0)
         newest = self._newest()
         if newest is None or part is None:
             return False
         return (msn, part) <= newest
+
+    def _find(self, msn: int) -> _Stored | None:
+        for stored in reversed(self.segments):
+            if stored.msn == msn:
+                return stored
+            if stored.msn < msn:
+                break
+        return None
+
+    @property
+    def advance_part_limit(self) -> int:
+        """6.2.5.2: "the Advance Part Limit is 3 divided by the Part Target Duration if the Part
+        Target Duration is less than 1, or 3 otherwise"."""
+        if self.part_target is None or self.part_target >= 1:
+            return 3
+        return int(3 / self.part_target + 1e-9)
 
     def check_request(self, msn: int, part: int | None) -> None:
         """6.2.5.2: refuse requests too far ahead of the live edge (400)."""
@@ -288,9 +310,16 @@ class LiveVariant:
             raise PlaylistRequestError(
                 f"_HLS_msn={msn} is more than two segments beyond the last one ({max(current, 0)})"
             )
-        if part is not None and newest is not None and msn == newest[0] and part > newest[1] + ADVANCE_PART_LIMIT:
+        if part is None or newest is None:
+            return
+        limit = self.advance_part_limit
+        # Parts ahead of the newest listed one: within its segment, or at least part + 1 into a
+        # later segment (the current one still has parts to come).
+        ahead = part - newest[1] if msn == newest[0] else part + 1
+        if ahead > limit:
             raise PlaylistRequestError(
-                f"_HLS_part={part} is more than {ADVANCE_PART_LIMIT} parts beyond the last one ({newest[1]})"
+                f"_HLS_part={part} of segment {msn} is more than {limit} parts beyond the last one "
+                f"(segment {newest[0]} part {newest[1]})"
             )
 
     @property
@@ -309,7 +338,12 @@ class LiveVariant:
         return f"{self.session}-{self.segments[-1].msn + 1}.0.m4s"
 
     def delta_playlist(self) -> bytes | None:
-        """The Playlist Delta Update (`_HLS_skip=YES`), rendered at most once per change."""
+        """The Playlist Delta Update (`_HLS_skip=YES`), rendered at most once per change.
+
+        6.2.5.1: an ended playlist (EXT-X-ENDLIST) is never sent as a delta update.
+        """
+        if self._ended:
+            return self.playlist
         if self._delta is None and self.segments:
             self._delta = self._build(skip=True).render()
         return self._delta if self._delta is not None else self.playlist

@@ -120,11 +120,19 @@ def test_blocking_arithmetic_across_a_segment_boundary() -> None:
     assert live.has(1, 0) and not live.has(1, 1) and not live.has(1, None)
     assert not live.has(2, 0)
     live.check_request(3, None)  # up to two segments beyond the newest (1) are fine
-    live.check_request(1, 3)  # up to three parts beyond the newest part (0)
+    # The Advance Part Limit is 3 / PART-TARGET = 9 parts for 1/3 s parts.
+    assert live.advance_part_limit == 9
+    live.check_request(1, 9)
+    live.check_request(2, 8)  # part 8 of the next segment: at least 9 parts ahead
     with pytest.raises(PlaylistRequestError, match=r"^_HLS_msn=4 is more than two segments beyond the last one \(1\)$"):
         live.check_request(4, None)
-    with pytest.raises(PlaylistRequestError, match=r"^_HLS_part=4 is more than 3 parts beyond the last one \(0\)$"):
-        live.check_request(1, 4)
+    with pytest.raises(
+        PlaylistRequestError,
+        match=r"^_HLS_part=10 of segment 1 is more than 9 parts beyond the last one \(segment 1 part 0\)$",
+    ):
+        live.check_request(1, 10)
+    with pytest.raises(PlaylistRequestError, match=r"^_HLS_part=9 of segment 2 is more than 9 parts"):
+        live.check_request(2, 9)
 
 
 def test_parts_are_listed_for_the_last_three_segments_and_dropped_from_storage_after() -> None:
@@ -276,9 +284,21 @@ def test_a_new_init_segment_gets_its_own_map_and_the_old_one_goes_when_unused() 
     assert live.store.get("0/abc123-init2.mp4") == b"i2"
 
 
-def test_requests_for_parts_of_a_complete_segment_are_never_refused() -> None:
+def test_parts_of_a_complete_segment_and_the_part_after_its_last() -> None:
     live = variant()
     feed(live, *segment_events(0))
-    live.check_request(0, 5)  # the whole segment exists, so any of its parts does
+    live.check_request(0, 5)  # the whole segment exists, so every one of its parts does
+    assert live.has(0, 5)
+    # 6.2.5.2: a part index past the segment's last part means part 0 of the next segment.
+    assert not live.has(0, 6)
+    live.check_request(0, 6)
+    feed(live, PartReady(1, 0, PART, True, b"p"))
+    assert live.has(0, 6)
+
+
+def test_an_ended_playlist_is_never_a_delta_update() -> None:
+    live = variant(window=10)
+    for msn in range(9):
+        feed(live, *segment_events(msn))
     live.end_stream()
-    live.check_request(0, 99)
+    assert live.delta_playlist() is live.playlist
