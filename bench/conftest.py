@@ -7,11 +7,12 @@ without having to remember the marker.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from _integration import load
 from _server import ProcessLauncher
 
 RATIO_BAR_PREFIX = "test_ratio_bar"
@@ -40,3 +41,27 @@ def launcher(tmp_path: Path) -> Iterator[ProcessLauncher]:
         yield made
     finally:
         made.stop_all()
+
+
+@pytest.fixture(scope="session")
+def clip_1080p(tmp_path_factory: pytest.TempPathFactory) -> Callable[[int], Path]:
+    """`clip_1080p(seconds)`: the benches' 1080p30 6 Mbit/s H.264 (keyframe every 2 s) + AAC FLV,
+    made with ffmpeg once per length per session (no committed media)."""
+    directory = tmp_path_factory.mktemp("clips")
+    made: dict[int, Path] = {}
+
+    def clip(seconds: int) -> Path:
+        if seconds not in made:
+            path: Path = load("media").make_flv(
+                directory / f"1080p30_6M_{seconds}s.flv",
+                seconds=seconds,
+                size="1920x1080",
+                gop=60,
+                bframes=0,
+                video_options=("-preset", "ultrafast", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M"),
+                audio_options=("-b:a", "128k"),
+            )
+            made[seconds] = path
+        return made[seconds]
+
+    return clip

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,23 +74,8 @@ def cut_payloads(tags: Tags) -> Tags:
 
 
 @pytest.fixture(scope="session")
-def media_tags(tmp_path_factory: pytest.TempPathFactory) -> Tags:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (make system-deps)")
-    out = tmp_path_factory.mktemp("flv") / "out.flv"
-    # fmt: off
-    subprocess.run(
-        [
-            "ffmpeg", "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-            "-f", "lavfi", "-i", "sine",
-            "-t", "10",
-            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-g", "60",
-            "-c:a", "aac", "-f", "flv", str(out),
-        ],
-        check=True,
-    )
-    # fmt: on
+def media_tags(clip_1080p: Callable[[int], Path]) -> Tags:
+    out = clip_1080p(10)
     video, audio = flv_tag_payloads(Path(out).read_bytes())
     assert len(video) > 300 and len(audio) > 400
     return video, audio

@@ -68,22 +68,8 @@ def require_tool(name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("fmp4") / "clip.flv"
-    # fmt: off
-    subprocess.run(
-        [
-            require_tool("ffmpeg"), "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-            "-f", "lavfi", "-i", "sine=sample_rate=48000",
-            "-t", str(SECONDS),
-            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M",
-            "-g", "60", "-c:a", "aac", "-b:a", "128k", "-f", "flv", str(out),
-        ],
-        check=True,
-    )
-    # fmt: on
-    return out
+def clip(clip_1080p: Callable[[int], Path]) -> Path:
+    return clip_1080p(SECONDS)
 
 
 def demux(clip: Path) -> tuple[list[TrackSpec], list[tuple[int, int, int, bool, bytes]]]:

@@ -51,27 +51,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.client
-import importlib.util
 import itertools
 import math
 import multiprocessing
 import random
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psutil
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from _integration import load
 from _nginx import Nginx
 from _server import BenchProcess, ProcessLauncher, is_quick, median, percentile
 from owncast_fast.ingest.rtmp.messages import MessageType
@@ -106,18 +104,8 @@ SCRATCH_BYTES = 256 * 1024  # one receive buffer per load process, shared by its
 HEAD_LIMIT = 16 * 1024  # a response head over this is a broken server, not a slow one
 
 
-def _load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-_INTEGRATION = Path(__file__).resolve().parents[1] / "tests" / "integration"
-media = _load_by_path("owncast_fast_bench_hls_media", _INTEGRATION / "media.py")
-rtmp_client = _load_by_path("owncast_fast_bench_hls_rtmp_client", _INTEGRATION / "rtmp_client.py")
+media = load("media")
+rtmp_client = load("rtmp_client")
 
 
 @pytest.fixture(scope="session")

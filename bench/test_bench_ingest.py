@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import base64
 import http.client
-import importlib.util
 import json
 import resource
 import subprocess
-import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 import psutil
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from _integration import load
 from _server import BenchProcess, ProcessLauncher, is_quick
 
 pytestmark = [pytest.mark.integration, pytest.mark.quick]
@@ -39,33 +38,7 @@ CPU_BAR_PERCENT = 2.0  # of one core, asserted
 IDLE_SECONDS = 2.0  # the server's own idle CPU, measured just before, to tell ingest from background
 
 
-def _media_helpers() -> ModuleType:
-    """tests/integration/media.py, the generator the integration tests use (no committed media)."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "integration" / "media.py"
-    spec = importlib.util.spec_from_file_location("owncast_fast_test_media", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-media = _media_helpers()
-
-
-@pytest.fixture(scope="session")
-def clip_1080p(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("media") / f"1080p30_6M_{CLIP_SECONDS}s.flv"
-    made: Path = media.make_flv(
-        path,
-        seconds=CLIP_SECONDS,
-        size="1920x1080",
-        gop=60,
-        bframes=0,
-        video_options=("-preset", "ultrafast", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M"),
-        audio_options=("-b:a", "128k"),
-    )
-    return made
+media = load("media")
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -103,7 +76,10 @@ def rtmp_url(server: BenchProcess) -> str:
     return f"rtmp://127.0.0.1:{rtmp_port}/live/abc123"
 
 
-def test_ingest_cpu_1080p30_6mbps(benchmark: BenchmarkFixture, launcher: ProcessLauncher, clip_1080p: Path) -> None:
+def test_ingest_cpu_1080p30_6mbps(
+    benchmark: BenchmarkFixture, launcher: ProcessLauncher, clip_1080p: Callable[[int], Path]
+) -> None:
+    clip = clip_1080p(CLIP_SECONDS)
     server = launcher.owncast(launcher.fresh_data_dir())
     server.start()
     assert server.proc is not None
@@ -117,7 +93,7 @@ def test_ingest_cpu_1080p30_6mbps(benchmark: BenchmarkFixture, launcher: Process
 
     def publish() -> None:
         ffmpeg = media.require_tool("ffmpeg")
-        command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip_1080p)]
+        command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip)]
         command += ["-c", "copy", "-f", "flv", rtmp_url(server)]
         server_before = tree_cpu_seconds(pid)
         sender_before = reaped_children_cpu_seconds()

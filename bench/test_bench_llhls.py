@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import importlib.util
 import itertools
 import json
 import re
@@ -39,12 +38,12 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from _integration import load
 from _server import BenchProcess, ProcessLauncher, is_quick, percentile
 from owncast_fast.ingest.rtmp.messages import MessageType
 from owncast_fast.media.segmenter import VIDEO_TRACK_ID
@@ -74,22 +73,9 @@ BEHIND_PARTS = 3  # a viewer further than this from the live edge at the end fel
 CLIP_SECONDS = 30 if QUICK else 50  # the longest run above, plus the burst and the set-up
 
 
-def _integration_module(name: str) -> ModuleType:
-    """A helper module of tests/integration (no committed media, one RTMP client for everything)."""
-    qualified = f"owncast_fast_test_{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    spec = importlib.util.spec_from_file_location(qualified, INTEGRATION / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-media = _integration_module("media")
-rtmp_client = _integration_module("rtmp_client")
-http_client = _integration_module("http_client")
+media = load("media")
+rtmp_client = load("rtmp_client")
+http_client = load("http_client")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -48,23 +47,8 @@ class Clip:
 
 
 @pytest.fixture(scope="session")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (make system-deps)")
-    path = tmp_path_factory.mktemp("mpegts") / "clip.flv"
-    # fmt: off
-    subprocess.run(
-        [
-            "ffmpeg", "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-            "-f", "lavfi", "-i", "sine",
-            "-t", str(CLIP_SECONDS),
-            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M",
-            "-g", "60", "-c:a", "aac", "-f", "flv", str(path),
-        ],
-        check=True,
-    )
-    # fmt: on
+def clip(clip_1080p: Callable[[int], Path]) -> Clip:
+    path = clip_1080p(CLIP_SECONDS)
     units = []
     with av.open(str(path)) as container:
         video_config = bytes(container.streams.video[0].codec_context.extradata or b"")

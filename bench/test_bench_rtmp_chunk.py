@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,23 +53,8 @@ def rtmp_publish_bytes(tags: list[tuple[int, int, bytes]], chunk_size: int) -> b
 
 
 @pytest.fixture(scope="session")
-def media_tags(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[int, int, bytes]]:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (make system-deps)")
-    out = tmp_path_factory.mktemp("rtmp_chunk") / "out.flv"
-    # fmt: off
-    subprocess.run(
-        [
-            "ffmpeg", "-nostdin", "-loglevel", "error",
-            "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30",
-            "-f", "lavfi", "-i", "sine",
-            "-t", "10",
-            "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M",
-            "-g", "60", "-c:a", "aac", "-f", "flv", str(out),
-        ],
-        check=True,
-    )
-    # fmt: on
+def media_tags(clip_1080p: Callable[[int], Path]) -> list[tuple[int, int, bytes]]:
+    out = clip_1080p(10)
     return flv_media_tags(Path(out).read_bytes())
 
 
