@@ -34,7 +34,10 @@ from _server import BenchProcess, ProcessLauncher, is_quick
 pytestmark = [pytest.mark.integration, pytest.mark.quick]
 
 CLIP_SECONDS = 10 if is_quick() else 20
-CPU_BAR_PERCENT = 2.0  # of one core, asserted
+CPU_BAR_PERCENT = 2.0  # of one core: the bar, asserted in the full run
+# The short CI run (10 s, its set-up and first segments weigh more, neighbours are busy) guards
+# against a regression; ~1.3 % measured on a quiet VM.
+CPU_GUARD_PERCENT_QUICK = 4.0
 IDLE_SECONDS = 2.0  # the server's own idle CPU, measured just before, to tell ingest from background
 
 
@@ -135,6 +138,5 @@ def test_ingest_cpu_1080p30_6mbps(
     assert "stream started" in log and "stream stopped (publisher sent FCUnpublish)" in log, log
     # The media reached the demuxer at its real rate: otherwise a low CPU figure would mean nothing.
     assert result["measured_video_kbps_midway"] > 4000, result
-    assert server_percent < CPU_BAR_PERCENT, (
-        f"ingest costs {server_percent:.2f} % of one core (bar {CPU_BAR_PERCENT} %); profile with py-spy"
-    )
+    bar = CPU_GUARD_PERCENT_QUICK if is_quick() else CPU_BAR_PERCENT
+    assert server_percent < bar, f"ingest costs {server_percent:.2f} % of one core (bar {bar} %); profile with py-spy"
