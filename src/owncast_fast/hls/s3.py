@@ -33,11 +33,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession, get_session
+if TYPE_CHECKING:  # aiobotocore costs ~0.35 s and ~25 MB to import: only S3 mode loads it
+    from aiobotocore.session import AioSession
+
 
 from owncast_fast.hls.storage import FileKind, content_type
 
@@ -336,6 +337,9 @@ class S3Mirror:
 
     async def start(self) -> None:
         """Open the client (botocore reads its S3 model from disk once) and start the upload tasks."""
+        from aiobotocore.config import AioConfig
+        from aiobotocore.session import get_session
+
         config = AioConfig(
             connect_timeout=CLIENT_TIMEOUT,
             read_timeout=CLIENT_TIMEOUT,
