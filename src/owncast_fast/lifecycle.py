@@ -18,7 +18,7 @@ import hmac
 import logging
 import socket
 import ssl
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -76,22 +76,27 @@ class Services:
     rtmp_ports: list[int] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def key_is_valid(self, key: str) -> bool:
-        """Constant-time check against the temporary key, or else every stored key."""
-        if self.options.stream_key:
-            candidates = [self.options.stream_key]
-        else:
-            candidates = [str(k.get("key", "")) for k in self.settings.current.stream_keys]
-        matched = False
-        for candidate in candidates:
-            matched |= bool(candidate) and hmac.compare_digest(key.encode(), candidate.encode())
-        return matched
-
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background job whose completion `stop_services` waits for."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def stream_key_check(options: Options, settings: SettingsService) -> Callable[[str], bool]:
+    """Constant-time check against the temporary key, or else every stored key (read live)."""
+
+    def key_is_valid(key: str) -> bool:
+        if options.stream_key:
+            candidates = [options.stream_key]
+        else:
+            candidates = [str(k.get("key", "")) for k in settings.current.stream_keys]
+        matched = False
+        for candidate in candidates:
+            matched |= bool(candidate) and hmac.compare_digest(key.encode(), candidate.encode())
+        return matched
+
+    return key_is_valid
 
 
 class ServicesHolder:
@@ -185,12 +190,11 @@ async def start_services(plan: Plan) -> Services:
     await settings.load()
     status = StreamStatus(last_disconnect_time=parse_rfc3339(settings.current.last_disconnect_time))
     hub = MediaHub()
-    services_ref: list[Services] = []
     ingest = RtmpIngest(
         hub=hub,
         bus=bus,
         status=status,
-        key_is_valid=lambda key: services_ref[0].key_is_valid(key),
+        key_is_valid=stream_key_check(options, settings),
         stream_title=lambda: settings.current.stream_title,
         max_message_size=options.rtmp_max_message_size,
     )
@@ -216,7 +220,6 @@ async def start_services(plan: Plan) -> Services:
     )
     services.metrics.start()  # first: its log ring should see the start-up warnings
     services.pipelines = _start_pipelines(services)
-    services_ref.append(services)
     bus.subscribe(lambda event: _on_event(services, event))
     try:
         services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, plan.rtmp_port))

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import cast
 
 from owncast_fast.errors import ProtocolError
 from owncast_fast.events import EventBus, StreamStarted, StreamStopped
@@ -41,10 +41,6 @@ IDLE_TIMEOUT = 10.0  # Owncast's read timeout: 10 s without data ends the stream
 READ_BUFFER_SIZE = 64 * 1024
 
 
-class StreamKeyCheck(Protocol):
-    def __call__(self, key: str) -> bool: ...
-
-
 class RtmpIngest:
     """The RTMP listeners and the single live publisher."""
 
@@ -54,7 +50,7 @@ class RtmpIngest:
         hub: MediaHub,
         bus: EventBus,
         status: StreamStatus,
-        key_is_valid: StreamKeyCheck,
+        key_is_valid: Callable[[str], bool],
         stream_title: Callable[[], str],
         max_message_size: int = 8 * 1024 * 1024,
         idle_timeout: float = IDLE_TIMEOUT,
