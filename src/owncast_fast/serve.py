@@ -37,7 +37,8 @@ def banner(plan: Plan) -> str:
     rtmp = f"rtmp://{rtmp_host}:{plan.rtmp_port}/live"
     lines = [
         f"owncast-fast {__version__} is running",
-        f"  Web:        {web}",
+        # The web UI is not built yet: viewers open the HLS playlist in any HLS player.
+        f"  Watch:      {web}/hls/stream.m3u8  (HLS: Safari, VLC, hls.js; low latency on fMP4)",
         f"  Admin API:  {web}/api/admin/status  (user admin)",
         f"  OBS server: {rtmp}",
         f"  Stream key: {plan.stream_key_hint or '(none set: add one in the admin settings)'}",

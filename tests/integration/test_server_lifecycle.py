@@ -34,7 +34,7 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 def test_banner_names_the_urls_and_the_stream_key(server: ServerProcess) -> None:
     log = server.log()
-    assert f"Web:        http://127.0.0.1:{server.web_port}" in log
+    assert f"Watch:      http://127.0.0.1:{server.web_port}/hls/stream.m3u8" in log
     assert f"Admin API:  http://127.0.0.1:{server.web_port}/api/admin/status" in log
     assert f"OBS server: rtmp://127.0.0.1:{server.rtmp_port}/live" in log
     assert "Stream key: abc123" in log
