@@ -56,21 +56,20 @@ def _int_param(request: Request, name: str) -> int | None:
 
 async def _wait(live: LiveVariant, ready: Callable[[], bool], seconds: float) -> bool:
     """Park until `ready()` holds after an update, or `seconds` pass."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
+    if ready():
+        return True
     HLS_ACTIVITY.parked += 1
     try:
-        while not ready():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or live.ended:
-                return bool(ready())
-            try:
-                await asyncio.wait_for(live.wait_for_change(), remaining)
-            except TimeoutError:
-                return bool(ready())
-        return True
+        # One timeout scope for the whole wait, and no task per waiter (asyncio.wait_for would
+        # wrap each await in one): thousands of waiters wake with one step each.
+        async with asyncio.timeout(seconds):
+            while not ready() and not live.ended:
+                await live.wait_for_change()
+    except TimeoutError:
+        pass
     finally:
         HLS_ACTIVITY.parked -= 1
+    return ready()
 
 
 async def media_playlist_response(live: LiveVariant, request: Request) -> Response:
