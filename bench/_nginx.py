@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import http.client
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import pytest
 
-from _server import POLL_INTERVAL, START_TIMEOUT, STOP_TIMEOUT, free_port
+from _server import POLL_INTERVAL, START_TIMEOUT, free_port, stop_process, tree_cpu_seconds
 
 TEMPLATES = Path(__file__).resolve().parent / "nginx"
 # Where Debian's libnginx-mod-rtmp (and most distributions' packages) put the module.
@@ -116,21 +114,13 @@ class Nginx:
             time.sleep(POLL_INTERVAL)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def cpu_seconds(self) -> float:
         """User plus system CPU time of nginx and its descendants so far."""
         assert self.proc is not None
-        root = psutil.Process(self.proc.pid)
-        times = [p.cpu_times() for p in [root, *root.children(recursive=True)]]
-        return sum(t.user + t.system for t in times)
+        return tree_cpu_seconds(self.proc.pid)
 
     def log(self) -> str:
         parts = [self.prefix / "stderr.log", self.prefix / "error.log"]

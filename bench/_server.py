@@ -101,15 +101,8 @@ class BenchProcess:
             time.sleep(POLL_INTERVAL)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc)
 
     def rss_bytes(self) -> int:
         """Resident memory of the process and all its descendants."""
@@ -120,12 +113,29 @@ class BenchProcess:
     def cpu_seconds(self) -> float:
         """User plus system CPU time the process and its descendants have used so far."""
         assert self.proc is not None
-        root = psutil.Process(self.proc.pid)
-        times = [p.cpu_times() for p in [root, *root.children(recursive=True)]]
-        return sum(t.user + t.system for t in times)
+        return tree_cpu_seconds(self.proc.pid)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and all its descendants so far."""
+    root = psutil.Process(pid)
+    times = [p.cpu_times() for p in [root, *root.children(recursive=True)]]
+    return sum(t.user + t.system for t in times)
 
 
 @dataclass
