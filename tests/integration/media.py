@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from owncast_fast.media.units import MS_TO_TICKS, Track
+from owncast_fast.media.hub import HubItem, TrackConfig
+from owncast_fast.media.units import MS_TO_TICKS, AccessUnit, Track
 
 
 def require_tool(name: str) -> str:
@@ -175,3 +176,28 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
         timeout=60,
     )
     return cert, key
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.items: list[HubItem] = []
+
+    def set_config(self, config: TrackConfig) -> None:
+        self.items.append(config)
+
+    def push(self, unit: AccessUnit) -> None:
+        self.items.append(unit)
+
+
+def demux_flv(path: Path) -> list[HubItem]:
+    """A file's FLV tags through our demuxer: the hub items a publisher of it would produce."""
+    from owncast_fast.ingest.rtmp.demux import FlvDemuxer
+
+    sink = _ListSink()
+    demuxer = FlvDemuxer(sink)
+    for tag in read_flv_tags(path):
+        if tag.type_id == 9:
+            demuxer.video(tag.timestamp, tag.payload)
+        elif tag.type_id == 8:
+            demuxer.audio(tag.timestamp, tag.payload)
+    return sink.items
