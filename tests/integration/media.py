@@ -36,8 +36,12 @@ def make_flv(
     bframes: int = 2,
     video_options: tuple[str, ...] = (),
     audio_options: tuple[str, ...] = (),
+    picture_filter: str = "",
 ) -> Path:
-    """An H.264 + AAC FLV of `seconds` from ffmpeg's test sources (testsrc2 picture, sine tone)."""
+    """An H.264 + AAC FLV of `seconds` from ffmpeg's test sources (testsrc2 picture, sine tone).
+
+    `picture_filter` is appended to the picture source (e.g. `noise=alls=30:allf=t` for a picture
+    that does not compress away, so encoders reach their target bitrates)."""
     subprocess.run(
         [
             require_tool("ffmpeg"),
@@ -48,7 +52,7 @@ def make_flv(
             "-f",
             "lavfi",
             "-i",
-            f"testsrc2=size={size}:rate={rate}",
+            f"testsrc2=size={size}:rate={rate}" + (f",{picture_filter}" if picture_filter else ""),
             "-f",
             "lavfi",
             "-i",

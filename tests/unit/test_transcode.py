@@ -208,9 +208,7 @@ def test_stream_restart_reopens_the_encoders(source: list[HubItem]) -> None:
             if sum(isinstance(i, StreamEnd) for i in got) == 2:
                 ended.set()
 
-        transcoder = Transcoder(
-            hub, [spec(1, scaledHeight=120)], {1: take}, segment_seconds=1.0, queue_frames=1000
-        )
+        transcoder = Transcoder(hub, [spec(1, scaledHeight=120)], {1: take}, segment_seconds=1.0, queue_frames=1000)
         transcoder.start()
         hub.start()
         for item in twice:

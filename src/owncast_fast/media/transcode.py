@@ -210,6 +210,7 @@ class VariantEncoder:
         self._force_next = True
         self._context: Any = None
         self._size: tuple[int, int] | None = None
+        self._scaler: Any = None
         self._thread = threading.Thread(target=self._run, name=f"encode-{spec.index}", daemon=True)
         # Frame-rate selection (decode thread only).
         self.step = TIMESCALE / spec.framerate
@@ -218,6 +219,9 @@ class VariantEncoder:
     # -- decode-thread side ------------------------------------------------------------------
 
     def start(self) -> None:
+        from av.video.reformatter import VideoReformatter
+
+        self._scaler = VideoReformatter()
         self._thread.start()
 
     def wants(self, pts: int, force: bool) -> bool:
@@ -345,7 +349,9 @@ class VariantEncoder:
         image = frame
         fmt = self._context.pix_fmt
         if (frame.width, frame.height) != size or frame.format.name != fmt:
-            image = frame.reformat(size[0], size[1], fmt, interpolation="BILINEAR")
+            # Our own scaler: a frame's built-in one is shared by every thread that holds the
+            # frame, and two threads in one SwsContext crash.
+            image = self._scaler.reformat(frame, size[0], size[1], fmt, interpolation="BILINEAR")
         if force or self._force_next:
             self._force_next = False
             image.pict_type = _PICTURE_I
@@ -382,6 +388,7 @@ class AudioEncoder:
         context.open()
         self.context = context
         self.sample_rate = sample_rate
+        self.layout = layout
         self.resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
         self.fifo = av.AudioFifo()
         config = bytes(context.extradata or b"")
@@ -412,6 +419,8 @@ class AudioEncoder:
             self._next_pts = (self._next_pts or 0) + size
             for packet in self.context.encode(chunk):
                 pts = int(packet.pts or 0) * TIMESCALE // self.sample_rate
+                if pts < 0:
+                    continue  # the encoder's priming packet before a stream that starts at 0
                 units.append(AccessUnit(Track.AUDIO, pts, pts, True, bytes(packet)))
         return units
 
@@ -669,6 +678,11 @@ class Transcoder:
             decoder.extradata = config.config
             decoder.open()
             self._audio_decoder = decoder
+            # Open the AAC encoders now, so their configurations reach the segmenters before
+            # the first video unit (a configuration arriving later would cut a discontinuity).
+            layout = "mono" if config.channels == 1 else "stereo"
+            for kbps in {spec.audio_kbps for spec in self.specs if not spec.audio_passthrough}:
+                self._open_audio_encoder(kbps, config.sample_rate or 48000, layout)
         for encoder in self.encoders:
             if encoder.spec.audio_passthrough or self._audio_decoder is None:
                 encoder.offer_unit(config)
@@ -704,14 +718,18 @@ class Transcoder:
 
     def _audio_encoder(self, kbps: int, frame: Any) -> AudioEncoder | None:
         audio = self._audio_encoders.get(kbps)
-        if audio is None:
-            try:
-                audio = AudioEncoder(kbps, frame.sample_rate, frame.layout.name)
-            except Exception:
-                log.exception("transcoder: cannot open the AAC encoder")
-                return None
-            self._audio_encoders[kbps] = audio
-            for encoder in self.encoders:
-                if not encoder.spec.audio_passthrough and encoder.spec.audio_kbps == kbps:
-                    encoder.offer_unit(audio.config)
+        if audio is None or audio.sample_rate != frame.sample_rate or audio.layout != frame.layout.name:
+            audio = self._open_audio_encoder(kbps, frame.sample_rate, frame.layout.name)
+        return audio
+
+    def _open_audio_encoder(self, kbps: int, sample_rate: int, layout: str) -> AudioEncoder | None:
+        try:
+            audio = AudioEncoder(kbps, sample_rate, layout)
+        except Exception:
+            log.exception("transcoder: cannot open the AAC encoder")
+            return None
+        self._audio_encoders[kbps] = audio
+        for encoder in self.encoders:
+            if not encoder.spec.audio_passthrough and encoder.spec.audio_kbps == kbps:
+                encoder.offer_unit(audio.config)
         return audio
