@@ -142,21 +142,27 @@ class StillPlanner:
         return None
 
     def _video(self, unit: AccessUnit, busy: bool) -> StillJob | None:
-        if unit.keyframe and (not self._window or self._full):
-            self._reset_window()
-        elif not self._window or self._full:
-            return None  # nothing decodes before a keyframe; a full window takes no more
-        window = self._window
-        if window and (
-            unit.dts - window[0].dts >= self.preview_ticks
-            or len(window) >= self.max_units
-            or self._window_bytes + len(unit.data) > self.max_bytes
-        ):
+        if self._window and unit.dts < self._window[-1].dts:
+            self._reset_window()  # decode times went back: the window's units are another timeline
+        job = None
+        if self._window and not self._full and self._fills_window(unit):
             self._full = True
-            return self._due(busy)
-        window.append(unit)
+            job = self._due(busy)
+        if self._full or not self._window:
+            if not unit.keyframe:
+                return job  # nothing decodes before a keyframe; a full window takes no more
+            self._reset_window()
+        self._window.append(unit)
         self._window_bytes += len(unit.data)
-        return None
+        return job
+
+    def _fills_window(self, unit: AccessUnit) -> bool:
+        """Would this unit take the window past the preview's length or a bound?"""
+        return (
+            unit.dts - self._window[0].dts >= self.preview_ticks
+            or len(self._window) >= self.max_units
+            or self._window_bytes + len(unit.data) > self.max_bytes
+        )
 
     def _due(self, busy: bool) -> StillJob | None:
         start = self._window[0].dts
@@ -346,6 +352,11 @@ class StillMaker:
     def skipped_rounds(self) -> int:
         return self.planner.skipped_rounds
 
+    @property
+    def busy(self) -> bool:
+        """A still is being made."""
+        return self._pending is not None and not self._pending.done()
+
     def start(self) -> None:
         self._worker.submit(self._remove_stills)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="stills")
@@ -364,8 +375,7 @@ class StillMaker:
         consumer = self.consumer
         while True:
             item = await consumer.get()
-            busy = self._pending is not None and not self._pending.done()
-            job = self.planner.push(item, busy=busy)
+            job = self.planner.push(item, busy=self.busy)
             if job is not None:
                 self._pending = self._worker.submit(self._make, job)
             elif isinstance(item, StreamStart):
