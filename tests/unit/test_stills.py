@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import io
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -30,6 +31,7 @@ from owncast_fast.media.stills import (
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
+WAIT_LIMIT = 20.0  # seconds a maker test waits for a file or a counter
 
 
 class ListSink:
@@ -58,7 +60,8 @@ def make_source(path: Path, *, seconds: float, gop: int, rate: int = 30, size: s
         [
             require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
             "-filter_complex", picture, "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-            "-map", "[v]", "-map", "0:a", "-t", str(seconds), "-c:v", "libx264", "-g", str(gop), "-sc_threshold", "0", "-bf", "2",
+            "-map", "[v]", "-map", "0:a", "-t", str(seconds),
+            "-c:v", "libx264", "-g", str(gop), "-sc_threshold", "0", "-bf", "2",
             "-c:a", "aac", "-f", "flv", str(path),
         ],
         check=True,
@@ -255,10 +258,10 @@ def test_write_atomically_replaces_whole_files(tmp_path: Path) -> None:
 # -- the maker on a hub -----------------------------------------------------------------------
 
 
-async def wait_for(condition: object, timeout: float = 20.0) -> None:
-    assert callable(condition)
-    async with asyncio.timeout(timeout):
-        while not condition():
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll the maker's files and counters, which have no event to wait on (bounded: WAIT_LIMIT)."""
+    async with asyncio.timeout(WAIT_LIMIT):
+        while not condition():  # noqa: ASYNC110
             await asyncio.sleep(0.02)
 
 
@@ -272,7 +275,7 @@ async def publish(hub: MediaHub, items: list[HubItem], maker: StillMaker) -> Non
         elif isinstance(item, AccessUnit):
             hub.push(item)
             await asyncio.sleep(0)
-            while maker.busy:
+            while maker.busy:  # noqa: ASYNC110 (the worker thread's future has no event)
                 await asyncio.sleep(0.005)
 
 
