@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import pytest
-from tests.integration.media import read_flv_tags, require_tool
+from tests.integration.media import make_two_colour_flv, read_flv_tags
 
 from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
@@ -45,28 +44,9 @@ class ListSink:
         self.items.append(unit)
 
 
-def make_source(path: Path, *, seconds: float, gop: int, rate: int = 30, size: str = "320x240") -> list[HubItem]:
-    """Demuxed hub items of an H.264/AAC FLV whose picture is red on the left, blue on the right.
-
-    A moving white bar at the bottom makes consecutive frames differ (a real animation in the GIF).
-    """
-    width, height = (int(v) for v in size.split("x"))
-    picture = (
-        f"color=c=red:s={size}:r={rate},drawbox=x={width // 2}:y=0:w={width // 2}:h={height}:color=blue:t=fill[bg];"
-        f"color=c=white:s=16x16:r={rate}[bar];"
-        f"[bg][bar]overlay=x='mod(t*240,{width})':y={height - 16}:shortest=1,format=yuv420p[v]"
-    )
-    subprocess.run(
-        [
-            require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
-            "-filter_complex", picture, "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
-            "-map", "[v]", "-map", "0:a", "-t", str(seconds),
-            "-c:v", "libx264", "-g", str(gop), "-sc_threshold", "0", "-bf", "2",
-            "-c:a", "aac", "-f", "flv", str(path),
-        ],
-        check=True,
-        timeout=120,
-    )  # fmt: skip
+def make_source(path: Path, *, seconds: float, gop: int, size: str = "320x240") -> list[HubItem]:
+    """Demuxed hub items of a two-colour FLV: red on the left, blue on the right, a moving white square."""
+    make_two_colour_flv(path, seconds=seconds, gop=gop, size=size)
     sink = ListSink()
     demuxer = FlvDemuxer(sink)
     for tag in read_flv_tags(path):
