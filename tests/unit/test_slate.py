@@ -11,21 +11,25 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
-from tests.integration.media import require_tool
+from tests.integration.media import make_two_colour_flv, read_flv_tags, require_tool
 
 from owncast_fast._native import flv
+from owncast_fast.hls.live import LiveVariant
+from owncast_fast.hls.storage import HlsStore
+from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.annexb import avc_decoder_configuration, split_annexb, to_avcc
-from owncast_fast.media.hub import StreamEnd
+from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.segmenter import Container, InitReady, Segmenter, SegmentReady
 from owncast_fast.media.slate import (
     BACKGROUND,
     DEFAULT_OFFLINE_MESSAGE,
     Slate,
     make_offline_slate,
+    mux_slate,
     render_slate,
     slate_picture,
 )
-from owncast_fast.media.units import TIMESCALE, Track
+from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 NOW = 1_800_000_000.0
 LOGO_COLOUR = (0xE0, 0x20, 0x90)
@@ -211,3 +215,96 @@ def test_annexb_split_and_avcc_record_round_trip(slate: Slate) -> None:
     with pytest.raises(ValueError) as caught:
         avc_decoder_configuration(high, pps)
     assert str(caught.value) == "avcC: profile_idc 100 needs the High profile fields, which this writer omits"
+
+
+# -- in a live playlist -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_items(tmp_path_factory: pytest.TempPathFactory) -> list[HubItem]:
+    path = make_two_colour_flv(tmp_path_factory.mktemp("live") / "live.flv", seconds=4, gop=30)
+    sink = ListSink()
+    demuxer = FlvDemuxer(sink)
+    for tag in read_flv_tags(path):
+        if tag.type_id == 9:
+            demuxer.video(tag.timestamp, tag.payload)
+        elif tag.type_id == 8:
+            demuxer.audio(tag.timestamp, tag.payload)
+    return sink.items
+
+
+def video_frames(path: Path) -> int:
+    result = subprocess.run(
+        [
+            require_tool("ffprobe"), "-v", "error", "-count_frames", "-select_streams", "v:0",
+            "-show_entries", "stream=nb_read_frames", "-of", "json", str(path),
+        ],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return int(json.loads(result.stdout)["streams"][0]["nb_read_frames"])
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.items: list[HubItem] = []
+
+    def set_config(self, config: TrackConfig) -> None:
+        self.items.append(config)
+
+    def push(self, unit: AccessUnit) -> None:
+        self.items.append(unit)
+
+
+def stream_into(segmenter: Segmenter, live: LiveVariant, items: list[HubItem]) -> None:
+    """What the variant pipeline does with a live stream, StreamStart to StreamEnd."""
+    for item in [StreamStart(), *items, StreamEnd("publisher left")]:
+        if isinstance(item, TrackConfig):
+            live.set_track(item)
+        live.apply(segmenter.push(item, NOW))
+
+
+@pytest.mark.parametrize("container", [Container.FMP4, Container.MPEGTS])
+def test_playlist_ends_with_the_slate_then_resumes_after_a_discontinuity(
+    slate: Slate, live_items: list[HubItem], container: Container, tmp_path: Path
+) -> None:
+    store = HlsStore()
+    live = LiveVariant(0, store, container=container, window=15, target_duration=2.0, session="s")
+    segmenter = Segmenter(container, target_duration=2.0, part_target=0.5)
+    stream_into(segmenter, live, live_items)
+    live.apply(mux_slate(segmenter, slate, NOW))
+    live.end_stream()
+    assert live.playlist is not None
+    ended = live.playlist.decode()
+    assert ended.endswith("#EXT-X-ENDLIST\n")
+    entries = [line for line in ended.splitlines() if line.startswith(("#EXTINF", "#EXT-X-DISCONTINUITY\n"))]
+    assert len(entries) == 2 + 4  # 4 s of live in 2 s segments, then the 8 s slate
+    lines = ended.splitlines()
+    first_slate = lines.index("#EXT-X-DISCONTINUITY")
+    assert sum(line.startswith("#EXTINF") for line in lines[:first_slate]) == 2
+    assert lines.count("#EXT-X-DISCONTINUITY") == 1
+
+    # The whole ended playlist plays: every live frame, then every slate frame. ffmpeg's HLS reader
+    # keeps the first EXT-X-MAP's decoder across a new one (players switch), so in fMP4 each run of
+    # segments is read with its own init segment; MPEG-TS segments carry their own configuration.
+    live_frames = sum(1 for i in live_items if isinstance(i, AccessUnit) and i.track is Track.VIDEO)
+    if container is Container.MPEGTS:
+        for path in store.paths():
+            (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / path).write_bytes(store.get(path) or b"")
+        (tmp_path / "0" / "stream.m3u8").write_bytes(live.playlist)
+        assert video_frames(tmp_path / "0" / "stream.m3u8") == live_frames + 40
+    else:
+        maps = [line for line in lines if line.startswith("#EXT-X-MAP")]
+        assert maps == ['#EXT-X-MAP:URI="s-init1.mp4"', '#EXT-X-MAP:URI="s-init2.mp4"']
+        assert lines[first_slate + 1] == maps[1]
+        uris = [line for line in lines if line and not line.startswith("#")]
+        for init, names, frames in (("s-init1.mp4", uris[:2], live_frames), ("s-init2.mp4", uris[2:], 40)):
+            run = tmp_path / init
+            run.write_bytes(b"".join(store.get(f"0/{name}") or b"" for name in [init, *names]))
+            assert video_frames(run) == frames
+
+    # The publisher returns: the playlist goes on after another discontinuity, no longer ended.
+    stream_into(segmenter, live, live_items)
+    resumed = live.playlist.decode()
+    assert "#EXT-X-ENDLIST" not in resumed
+    assert resumed.splitlines().count("#EXT-X-DISCONTINUITY") == 2

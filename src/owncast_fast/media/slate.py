@@ -8,8 +8,8 @@ message, H.264 (libx264, Main profile, closed GOPs of one second, no B-frames) a
 The result is what ingest would have produced for such a stream: `TrackConfig`s with the same
 fields the RTMP demuxer fills (avcC record; AudioSpecificConfig parsed by the same parser) and
 `AccessUnit`s in AVCC layout with 90 kHz timestamps from 0, a video keyframe first. So a
-variant's `Segmenter` muxes it like live media: push `Slate.hub_items()` (which begins with a
-`StreamStart`, hence a discontinuity), then `StreamEnd`.
+variant's `Segmenter` muxes it like live media (`mux_slate`): `Slate.hub_items()` begins with a
+`StreamStart`, hence a discontinuity.
 
 Making one costs ~0.1-0.3 s of CPU at 720p (run it in a worker thread), and it is made once per
 stream end: `make_offline_slate` caches the last few by their inputs (message, logo bytes, size,
@@ -43,6 +43,7 @@ from owncast_fast.media.annexb import (
     to_avcc,
 )
 from owncast_fast.media.hub import HubItem, StreamStart, TrackConfig
+from owncast_fast.media.segmenter import Segmenter, SegmenterEvent
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 log = logging.getLogger(__name__)
@@ -272,3 +273,16 @@ def make_offline_slate(
         except OSError:
             logo = None
     return _cached_slate(message, logo, width, height, fps, float(duration_s), sample_rate, channels, audio)
+
+
+def mux_slate(segmenter: Segmenter, slate: Slate, now: float) -> list[SegmenterEvent]:
+    """The slate's segments after a stream that ended, for `LiveVariant.apply`, then `end_stream()`.
+
+    Its `StreamStart` makes the first slate segment a discontinuity (and, in fMP4, brings a new
+    init segment); the open slate segment is closed at the end. A publisher that returns sends a
+    new `StreamStart` through the hub, so live media follows after another discontinuity.
+    """
+    events: list[SegmenterEvent] = []
+    for item in slate.hub_items():
+        events += segmenter.push(item, now)
+    return events + segmenter.flush()
