@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import av
 import pytest
-from tests.integration.media import make_two_colour_flv, read_flv_tags
+from tests.integration.media import make_two_colour_flv, read_flv_tags, require_tool
 
 from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
@@ -316,3 +317,34 @@ async def maker_with_failures(source: list[HubItem], tmp_path: Path) -> StillMak
     finally:
         await maker.close()
     return maker
+
+
+def test_hevc_sources_make_stills_too(tmp_path: Path) -> None:
+    """H.265 from an MP4 (hvcC record + length-prefixed NAL units, as Enhanced RTMP carries them)."""
+    path = tmp_path / "hevc.mp4"
+    subprocess.run(
+        [
+            require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", "color=c=blue:s=320x240:r=30", "-t", "1.2", "-c:v", "libx265", "-x265-params", "log-level=error",
+            "-tag:v", "hvc1", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        record = bytes(stream.codec_context.extradata or b"")
+        scale = stream.time_base * TIMESCALE
+        units = tuple(
+            AccessUnit(Track.VIDEO, int(p.dts * scale), int(p.pts * scale), p.is_keyframe, bytes(p))
+            for p in container.demux(stream)
+            if p.size and p.dts is not None and p.pts is not None
+        )
+    config = TrackConfig(Track.VIDEO, "hvc1", "hvc1", record, width=320, height=240)
+    planner = StillPlanner(interval=20.0)
+    jobs = [job for job in (planner.push(item) for item in [StreamStart(), config, *units]) if job is not None]
+    assert len(jobs) == 1
+    stills = make_stills(jobs[0])
+    (picture,) = decode_all(stills.jpeg)
+    assert_close(rgb_at(picture, 160, 120), BLUE)
+    assert len(decode_all(stills.gif)) >= 7
