@@ -17,7 +17,7 @@ has a bounded queue that drops whole GOPs, so a slow still never slows the publi
   window's units (references to the hub's immutable units, no copy).
 * `make_stills(job)` decodes the job with a fresh decoder and encodes the JPEG (first frame, the
   keyframe) and the GIF (`preview_seconds` at 8 fps, 480 px wide, palettegen/paletteuse, as
-  Owncast's ffmpeg command). Pure: bytes in, bytes out. About 0.2 s of CPU at 720p.
+  Owncast's ffmpeg command). Pure: bytes in, bytes out. ~0.25 s at 1080p (bench/test_bench_stills.py).
 * `StillMaker` is the adapter: an asyncio task reading its hub queue and one dedicated worker
   thread for the codec work and the files. If the previous still is still being made when the
   next one is due, that round is skipped (and counted). Files are replaced atomically (temp file +
