@@ -44,7 +44,7 @@ import av
 import av.error
 import av.filter
 
-from owncast_fast.media.hub import Consumer, MediaHub, StreamEnd, StreamStart, TrackConfig
+from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class StillPlanner:
     def window_bytes(self) -> int:
         return self._window_bytes
 
-    def push(self, item: object, *, busy: bool = False) -> StillJob | None:
+    def push(self, item: HubItem, *, busy: bool = False) -> StillJob | None:
         """Take one hub item; a job when a still is due. `busy`: the previous still is not done."""
         if isinstance(item, AccessUnit):
             if item.track is Track.VIDEO and self._config is not None:
