@@ -79,6 +79,29 @@ def make_flv(
     return path
 
 
+def make_two_colour_flv(path: Path, *, seconds: float, gop: int, size: str = "320x240", rate: int = 30) -> Path:
+    """An H.264 + AAC FLV whose picture is known: red left half, blue right half, and a 16-pixel white
+    square moving along the bottom (so consecutive frames differ). One keyframe every `gop` frames."""
+    width, height = (int(v) for v in size.split("x"))
+    picture = (
+        f"color=c=red:s={size}:r={rate},drawbox=x={width // 2}:y=0:w={width // 2}:h={height}:color=blue:t=fill[bg];"
+        f"color=c=white:s=16x16:r={rate}[bar];"
+        f"[bg][bar]overlay=x='mod(t*240,{width})':y={height - 16}:shortest=1,format=yuv420p[v]"
+    )
+    subprocess.run(
+        [
+            require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
+            "-filter_complex", picture, "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
+            "-map", "[v]", "-map", "0:a", "-t", str(seconds),
+            "-c:v", "libx264", "-g", str(gop), "-sc_threshold", "0", "-bf", "2",
+            "-c:a", "aac", "-f", "flv", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    return path
+
+
 @dataclass(frozen=True, slots=True)
 class ProbedPacket:
     """One packet as ffprobe lists it, times converted to 90 kHz ticks."""
