@@ -17,7 +17,13 @@ from owncast_fast._native import flv
 from owncast_fast.hls.live import LiveVariant
 from owncast_fast.hls.storage import HlsStore
 from owncast_fast.ingest.rtmp.demux import FlvDemuxer
-from owncast_fast.media.annexb import avc_decoder_configuration, split_annexb, to_avcc
+from owncast_fast.media.annexb import (
+    annexb_to_avcc,
+    avc_decoder_configuration,
+    avcc_record_from_extradata,
+    split_annexb,
+    to_avcc,
+)
 from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.segmenter import Container, InitReady, Segmenter, SegmentReady
 from owncast_fast.media.slate import (
@@ -212,9 +218,22 @@ def test_annexb_split_and_avcc_record_round_trip(slate: Slate) -> None:
     with pytest.raises(ValueError, match=r"^avcC: expected an SPS \(type 7\) and a PPS \(type 8\)$"):
         avc_decoder_configuration(pps, sps)
     high = bytes([sps[0], 100]) + sps[2:]
-    with pytest.raises(ValueError) as caught:
-        avc_decoder_configuration(high, pps)
-    assert str(caught.value) == "avcC: profile_idc 100 needs the High profile fields, which this writer omits"
+    record = avc_decoder_configuration(high, pps)
+    assert record[:6] == bytes([1, 100, sps[2], sps[3], 0xFF, 0xE1])
+    assert record.endswith(bytes([0xFD, 0xF8, 0xF8, 0]))  # High: 4:2:0, 8-bit, no SPS extensions
+
+
+def test_encoder_output_to_avcc() -> None:
+    sps, pps, idr = b"\x67\x64\x00\x1f\xac", b"\x68\xee\x3c\x80", b"\x65\x88\x84"
+    stream = b"\x00\x00\x00\x01" + sps + b"\x00\x00\x01" + pps + b"\x00\x00\x00\x01\x09\xf0" + b"\x00\x00\x01" + idr
+    avcc = annexb_to_avcc(stream + b"\x00\x00")
+    assert avcc == len(idr).to_bytes(4, "big") + idr  # parameter sets and the AUD dropped
+    assert annexb_to_avcc(avcc) == avcc  # already length-prefixed
+    record = avcc_record_from_extradata(b"\x00\x00\x00\x01" + sps + b"\x00\x00\x00\x01" + pps)
+    assert record == avc_decoder_configuration(sps, pps)
+    assert avcc_record_from_extradata(record) == record
+    with pytest.raises(ValueError, match="SPS"):
+        avcc_record_from_extradata(b"\x00\x00\x01" + pps)
 
 
 # -- in a live playlist -----------------------------------------------------------------------

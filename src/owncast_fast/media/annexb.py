@@ -41,18 +41,17 @@ def to_avcc(nals: list[bytes]) -> bytes:
 
 
 def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
-    """An avcC record (4-byte NAL lengths) for one SPS and one PPS of a Baseline/Main/Extended stream.
+    """An avcC record (4-byte NAL lengths) for one SPS and one PPS.
 
     "aligned(8) class AVCDecoderConfigurationRecord { unsigned int(8) configurationVersion = 1;
     unsigned int(8) AVCProfileIndication; unsigned int(8) profile_compatibility; unsigned int(8)
     AVCLevelIndication; bit(6) reserved = '111111'b; unsigned int(2) lengthSizeMinusOne; bit(3)
-    reserved = '111'b; unsigned int(5) numOfSequenceParameterSets; ..."
+    reserved = '111'b; unsigned int(5) numOfSequenceParameterSets; ..." High profiles add
+    chroma_format and bit depths after the PPS list: we write 4:2:0, 8-bit (what we encode).
     """
     if nal_type(sps) != NAL_SPS or nal_type(pps) != NAL_PPS:
         raise ValueError("avcC: expected an SPS (type 7) and a PPS (type 8)")
-    if sps[1] in HIGH_PROFILES:
-        raise ValueError(f"avcC: profile_idc {sps[1]} needs the High profile fields, which this writer omits")
-    return (
+    record = (
         bytes([1, sps[1], sps[2], sps[3], 0xFC | 3, 0xE0 | 1])
         + len(sps).to_bytes(2, "big")
         + sps
@@ -60,3 +59,26 @@ def avc_decoder_configuration(sps: bytes, pps: bytes) -> bytes:
         + len(pps).to_bytes(2, "big")
         + pps
     )
+    if sps[1] in HIGH_PROFILES:
+        record += bytes([0xFC | 1, 0xF8, 0xF8, 0])  # chroma_format_idc 1, 8-bit luma/chroma, no extensions
+    return record
+
+
+def avcc_record_from_extradata(extradata: bytes) -> bytes:
+    """An encoder's extradata (Annex B SPS + PPS, or already an avcC record) as an avcC record."""
+    if extradata[:1] == b"\x01":
+        return extradata
+    nals = split_annexb(extradata)
+    sps = next((n for n in nals if nal_type(n) == NAL_SPS), None)
+    pps = next((n for n in nals if nal_type(n) == NAL_PPS), None)
+    if sps is None or pps is None:
+        raise ValueError("encoder extradata has no SPS/PPS")
+    return avc_decoder_configuration(sps, pps)
+
+
+def annexb_to_avcc(data: bytes) -> bytes:
+    """An Annex B access unit as 4-byte length-prefixed NAL units, without the in-band parameter
+    sets and access unit delimiters (the avcC record carries the parameter sets)."""
+    if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        return data  # already length-prefixed
+    return to_avcc([nal for nal in split_annexb(data) if nal_type(nal) not in (NAL_SPS, NAL_PPS, NAL_AUD)])

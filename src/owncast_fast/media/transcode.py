@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from owncast_fast.media.annexb import annexb_to_avcc, avcc_record_from_extradata
 from owncast_fast.media.codecs import codecs_string
 from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.ladder import VariantSpec, hardware_options, x264_options
@@ -56,61 +57,6 @@ _DECODERS = {"avc1": "h264", "hvc1": "hevc", "av01": "av1", "vp09": "vp9"}
 TIME_BASE = Fraction(1, TIMESCALE)
 
 Deliver = Callable[[list[HubItem]], None]
-
-
-# --- H.264 bitstream forms -------------------------------------------------------------------
-
-
-def annexb_nal_units(data: bytes) -> list[bytes]:
-    """Split an Annex B byte stream (00 00 01 / 00 00 00 01 start codes) into NAL units."""
-    nals: list[bytes] = []
-    start = data.find(b"\x00\x00\x01")
-    while start >= 0:
-        begin = start + 3
-        nxt = data.find(b"\x00\x00\x01", begin)
-        end = len(data) if nxt < 0 else nxt
-        # A NAL unit never ends in a zero byte: zeros there are the next 4-byte start code's
-        # or trailing_zero_8bits.
-        nal = data[begin:end].rstrip(b"\x00")
-        if nal:
-            nals.append(nal)
-        start = nxt
-    return nals
-
-
-def annexb_to_avcc(data: bytes) -> bytes:
-    """Annex B access unit -> 4-byte length-prefixed NAL units, without in-band SPS/PPS/AUD."""
-    if not data.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
-        return data  # already length-prefixed
-    out = bytearray()
-    for nal in annexb_nal_units(data):
-        if nal[0] & 0x1F in (7, 8, 9):
-            continue
-        out += len(nal).to_bytes(4, "big")
-        out += nal
-    return bytes(out)
-
-
-def avcc_config(extradata: bytes) -> bytes:
-    """An encoder's extradata (Annex B SPS+PPS, or already avcC) as an avcC record."""
-    if extradata[:1] == b"\x01":
-        return extradata
-    nals = annexb_nal_units(extradata)
-    sps = [n for n in nals if n[0] & 0x1F == 7]
-    pps = [n for n in nals if n[0] & 0x1F == 8]
-    if not sps or not pps:
-        raise ValueError("encoder extradata has no SPS/PPS")
-    profile, compat, level = sps[0][1], sps[0][2], sps[0][3]
-    out = bytearray([1, profile, compat, level, 0xFF, 0xE0 | len(sps)])
-    for nal in sps:
-        out += len(nal).to_bytes(2, "big") + nal
-    out.append(len(pps))
-    for nal in pps:
-        out += len(nal).to_bytes(2, "big") + nal
-    if profile in (100, 110, 122, 144):
-        # ISO/IEC 14496-15 5.3.3.1.2: chroma 4:2:0, 8-bit, no SPS extensions (what we encode).
-        out += bytes([0xFC | 1, 0xF8, 0xF8, 0])
-    return bytes(out)
 
 
 # --- statistics ------------------------------------------------------------------------------
@@ -205,8 +151,11 @@ class VariantEncoder:
         self._deliver = deliver
         self._clock = clock
         self._queue: queue.SimpleQueue[tuple[int, Any]] = queue.SimpleQueue()
-        self._frames_queued = 0
-        self._audio_queued = 0
+        # Queue depths as pairs of single-writer counters (the offering thread counts what went
+        # in, the encoder thread what came out): `+=` from two threads on one attribute can lose
+        # updates, and a depth that drifts up would drop every frame from then on.
+        self._frames_in = self._frames_out = 0
+        self._audio_in = self._audio_out = 0
         self._force_next = True
         self._context: Any = None
         self._size: tuple[int, int] | None = None
@@ -215,6 +164,10 @@ class VariantEncoder:
         # Frame-rate selection (decode thread only).
         self.step = TIMESCALE / spec.framerate
         self.next_due: float | None = None
+
+    @property
+    def frames_queued(self) -> int:
+        return self._frames_in - self._frames_out
 
     # -- decode-thread side ------------------------------------------------------------------
 
@@ -238,19 +191,19 @@ class VariantEncoder:
     def offer_frame(self, frame: Any, force: bool, arrived: float) -> None:
         """Never blocks: a full queue drops the frame (and the next frame becomes a keyframe
         if this one had to be)."""
-        if self._frames_queued >= self.queue_frames:
+        if self.frames_queued >= self.queue_frames:
             self.stats.dropped(self._clock())
             if force:
                 self._force_next = True
             return
-        self._frames_queued += 1
+        self._frames_in += 1
         self._queue.put((_FRAME, (frame, force, arrived)))
 
     def offer_unit(self, item: AccessUnit | TrackConfig) -> None:
         if isinstance(item, AccessUnit):
-            if self._audio_queued >= QUEUE_AUDIO:
+            if self._audio_in - self._audio_out >= QUEUE_AUDIO:
                 return
-            self._audio_queued += 1
+            self._audio_in += 1
         self._queue.put((_UNIT, item))
 
     def stream_start(self) -> None:
@@ -273,12 +226,12 @@ class VariantEncoder:
             out: list[HubItem] = []
             try:
                 if kind == _FRAME:
-                    self._frames_queued -= 1
+                    self._frames_out += 1
                     frame, force, arrived = payload
                     self._encode(frame, force, arrived, out)
                 elif kind == _UNIT:
                     if isinstance(payload, AccessUnit):
-                        self._audio_queued -= 1
+                        self._audio_out += 1
                     out.append(payload)
                 elif kind == _START:
                     self._close_encoder(out)
@@ -323,7 +276,7 @@ class VariantEncoder:
         else:
             context.options = hardware_options(self.codec, spec)
         context.open()
-        config = avcc_config(bytes(context.extradata or b""))
+        config = avcc_record_from_extradata(bytes(context.extradata or b""))
         self._context = context
         self._size = (width, height)
         out.append(TrackConfig(Track.VIDEO, "avc1", codecs_string("avc1", config), config, width=width, height=height))
@@ -470,7 +423,8 @@ class Transcoder:
         ]
         self.consumer: Consumer = hub.attach("transcoder")
         self._inbox: queue.SimpleQueue[tuple[HubItem | None, float]] = queue.SimpleQueue()
-        self._inbox_video = 0
+        self._inbox_in = 0  # video units queued by the loop thread ...
+        self._inbox_out = 0  # ... and taken by the decode thread (single writer each)
         self._inbox_limit = 60
         self._dropping = False
         self._decoder: Any = None
@@ -539,12 +493,12 @@ class Transcoder:
                 if self._dropping and not item.keyframe:
                     self.stats.dropped_source_frames += 1
                     continue
-                if self._inbox_video >= self._inbox_limit:
+                if self._inbox_in - self._inbox_out >= self._inbox_limit:
                     self._dropping = True
                     self.stats.dropped_source_frames += 1
                     continue
                 self._dropping = False
-                self._inbox_video += 1
+                self._inbox_in += 1
             elif isinstance(item, TrackConfig) and item.track is Track.VIDEO:
                 self._estimate_inbox_limit(item)
             self._inbox.put((item, now))
@@ -570,7 +524,7 @@ class Transcoder:
     def _handle(self, item: HubItem, arrived: float) -> None:
         if isinstance(item, AccessUnit):
             if item.track is Track.VIDEO:
-                self._inbox_video -= 1
+                self._inbox_out += 1
                 self._video(item, arrived)
             else:
                 self._audio(item)
