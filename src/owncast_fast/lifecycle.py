@@ -21,6 +21,7 @@ import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from owncast_fast.config.options import Options
@@ -35,6 +36,8 @@ from owncast_fast.media.hub import MediaHub
 from owncast_fast.media.ladder import ladder
 from owncast_fast.media.pipeline import VariantPipeline
 from owncast_fast.media.segmenter import Container, Segmenter
+from owncast_fast.media.slate import Slate, make_offline_slate
+from owncast_fast.media.stills import StillMaker, stills_directory
 from owncast_fast.media.transcode import Transcoder
 from owncast_fast.metrics.service import MetricsService
 from owncast_fast.security import AdminCredentials, check_password, hash_password
@@ -75,6 +78,8 @@ class Services:
     metrics: MetricsService
     pipelines: list[VariantPipeline] = field(default_factory=list)
     transcoder: Transcoder | None = None
+    stills: StillMaker | None = None
+    slate: Slate | None = None  # made at stream start, muxed after the stream's last segment
     pipeline_plan: tuple[object, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
     rtmp_ports: list[int] = field(default_factory=list)
@@ -225,6 +230,9 @@ async def start_services(plan: Plan) -> Services:
     services.metrics.start()  # first: its log ring should see the start-up warnings
     await asyncio.to_thread(encoders.supported_video_codecs)  # probe encode once, off the loop
     _start_pipelines(services)
+    services.stills = StillMaker(hub, stills_directory(options.data_path))
+    services.stills.start()
+    services.spawn(_prepare_slate(services))  # ready before the first stream can end
     bus.subscribe(lambda event: _on_event(services, event))
     try:
         services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, plan.rtmp_port))
@@ -241,6 +249,7 @@ async def start_services(plan: Plan) -> Services:
 
 def _on_event(services: Services, event: Event) -> None:
     if isinstance(event, StreamStarted):
+        services.spawn(_prepare_slate(services))  # the message or logo may have changed (cached if not)
         settings = services.settings.current
         services.status.output_settings = [dict(v) for v in settings.video_stream_output_variants]
         services.status.latency_level = settings.video_latency_level
@@ -252,6 +261,28 @@ def _on_event(services: Services, event: Event) -> None:
     elif isinstance(event, StreamStopped):
         # Owncast keeps the last disconnect time across restarts.
         services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
+
+
+async def _prepare_slate(services: Services) -> None:
+    """Make (or take from the cache) the offline slate while the stream runs, so that it is ready
+    the moment the stream ends: the offline message over the logo, as Owncast's offline clip."""
+    from owncast_fast.web.routes.config import default_png_logo, logo_file
+
+    message = services.settings.current.custom_offline_message
+    logo_path = logo_file(services)
+
+    def make() -> Slate:
+        # Owncast's default logo is an SVG, which the slate cannot draw: its PNG twin then.
+        logo: Path | bytes = default_png_logo()
+        if logo_path is not None and logo_path.is_file() and logo_path.suffix.lower() != ".svg":
+            logo = logo_path
+        return make_offline_slate(message, logo)
+
+    try:
+        services.slate = await asyncio.to_thread(make)
+    except Exception:
+        log.exception("could not make the offline slate: playlists will end without it")
+        services.slate = None
 
 
 async def _hls_output(options: Options, settings: Settings) -> HlsOutput:
@@ -312,7 +343,9 @@ def _start_pipelines(services: Services) -> None:
         segmenter = Segmenter(
             container, target_duration=float(segment_seconds), part_target=services.options.hls_part_target
         )
-        pipeline = VariantPipeline(services.hub if spec.video_passthrough else None, segmenter, live)
+        pipeline = VariantPipeline(
+            services.hub if spec.video_passthrough else None, segmenter, live, slate=lambda: services.slate
+        )
         pipeline.start()
         pipelines.append(pipeline)
         if not spec.video_passthrough:
@@ -342,6 +375,8 @@ async def _close_pipelines(pipelines: list[VariantPipeline], transcoder: Transco
 async def stop_services(services: Services) -> None:
     """Close the publisher and listeners, let pending writes finish, close the store."""
     await services.ingest.close()
+    if services.stills is not None:
+        await services.stills.close()
     await _close_pipelines(services.pipelines, services.transcoder)
     for mirror in services.hls.store.mirrors:
         if isinstance(mirror, S3Mirror):

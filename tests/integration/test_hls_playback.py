@@ -287,7 +287,8 @@ class LiveRun:
     ffprobe: subprocess.CompletedProcess[str]
     final: Snapshot  # the media playlist after the publisher left
     init: bytes | None
-    segments: list[tuple[str, bytes]]  # every segment of the final playlist
+    segments: list[tuple[str, bytes]]  # every segment of the final playlist, before the offline slate
+    slate: list[m3u8.Segment]  # the offline slate's segments, after a discontinuity
     playback: Playback
     window_while_live: bool  # the playback window ended before the publisher did
     log: str
@@ -367,7 +368,11 @@ def record_live_run(server: ServerProcess, container: str, player: HlsPlayer) ->
     assert final is not None
     segments = []
     init = None
+    slate: list[m3u8.Segment] = []
     for _, segment in numbered(final.playlist):
+        if segment.discontinuity or slate:
+            slate.append(segment)  # the offline slate the server appends when the stream ends
+            continue
         if segment.init_section is not None and init is None:
             init = fetch(server, f"/hls/0/{segment.init_section.uri}").body
         response = fetch(server, f"/hls/0/{segment.uri}")
@@ -387,10 +392,28 @@ def record_live_run(server: ServerProcess, container: str, player: HlsPlayer) ->
         final=final,
         init=init,
         segments=segments,
+        slate=slate,
         playback=playback,
         window_while_live=window_while_live,
         log=server.log(),
     )
+
+
+def live_media_playlist(server: ServerProcess, text: str) -> str:
+    """An ended media playlist cut before the offline slate, with absolute URIs."""
+    base = f"{server.base_url}/hls/0/"
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-DISCONTINUITY"):
+            break
+        if line.startswith("#EXT-X-MAP:URI="):
+            line = line.replace('URI="', f'URI="{base}')
+        elif line and not line.startswith("#"):
+            line = base + line
+        elif line.startswith(("#EXT-X-PART:", "#EXT-X-PRELOAD-HINT", "#EXT-X-SERVER-CONTROL", "#EXT-X-PART-INF")):
+            continue
+        lines.append(line)
+    return "\n".join([*lines, "#EXT-X-ENDLIST", ""])
 
 
 @pytest.fixture(scope="module")
@@ -399,6 +422,15 @@ def decoded(live: LiveRun) -> list[DecodedSegment]:
 
 
 # -- 1. playlists, segments, timing ---------------------------------------------------------------
+
+
+def test_the_ended_playlist_goes_on_into_the_offline_slate(live: LiveRun) -> None:
+    # Owncast: a discontinuity, its 8 s offline clip, ENDLIST. Ours is generated (8 s, 1 s GOPs).
+    assert live.final.playlist.is_endlist
+    assert live.slate and live.slate[0].discontinuity
+    assert 7.5 <= sum(segment.duration for segment in live.slate) <= 8.5
+    if live.container == "fmp4":
+        assert live.slate[0].init_section is not None  # its own init segment (new track configuration)
 
 
 def test_first_segment_is_listed_within_one_segment_of_the_first_keyframe(
@@ -465,6 +497,10 @@ def test_program_date_times_follow_segment_durations(live: LiveRun) -> None:
     segments = [segment for _, segment in numbered(live.final.playlist)]
     for earlier, later in itertools.pairwise(segments):
         gap = later.program_date_time - earlier.program_date_time
+        if later.discontinuity:
+            # The offline slate starts at the wall clock, but never before the stream ended.
+            assert gap >= timedelta(seconds=earlier.duration) - timedelta(milliseconds=5), (earlier.uri, later.uri)
+            continue
         assert abs(gap - timedelta(seconds=earlier.duration)) < timedelta(milliseconds=5), (earlier.uri, later.uri)
 
 
@@ -681,7 +717,8 @@ def played_after(playback: Playback, since: float | None, position: float) -> fl
 def test_reconnect_starts_a_discontinuity(reconnect: ReconnectRun) -> None:
     snapshot = reconnect.second_listed
     flagged = [msn for msn, segment in numbered(snapshot.playlist) if segment.discontinuity]
-    assert flagged == [reconnect.first_last_msn + 1], snapshot.text
+    # The offline slate's (appended when the first publisher left), then the returning publisher's.
+    assert len(flagged) == 2 and flagged[-1] == reconnect.first_last_msn + 1, snapshot.text
 
 
 def test_reconnect_keeps_counting_media_sequence_numbers(reconnect: ReconnectRun) -> None:
@@ -740,6 +777,9 @@ def test_hls_js_carries_on_after_the_publisher_returns(reconnect: ReconnectRun) 
     assert all(a[1] <= b[1] for a, b in itertools.pairwise(second)), playback.summary()
 
 
+SLATE_SIZE = (1280, 720)  # the offline slate after each publish
+
+
 def test_each_publish_keeps_its_own_init_segment(server: ServerProcess, media_dir: Path) -> None:
     """RFC 8216bis 4.4.4.5: EXT-X-MAP "applies to every Media Segment that appears after it in the
     Playlist until the next EXT-X-MAP tag"; a publisher that returns with other settings needs one."""
@@ -764,7 +804,9 @@ def test_each_publish_keeps_its_own_init_segment(server: ServerProcess, media_di
 
         watcher.wait(all_listed, "the publish's segments and EXT-X-ENDLIST", 10)
         assert watcher.latest is not None
-        sizes.update((msn, size) for msn in watcher.latest.msns() if msn not in sizes)
+        listed = numbered(watcher.latest.playlist)
+        slate_from = max(msn for msn, segment in listed if segment.discontinuity)  # this publish's slate
+        sizes.update((msn, SLATE_SIZE if msn >= slate_from else size) for msn, _ in listed if msn not in sizes)
     final = watcher.latest
     assert final is not None
     for msn, segment in numbered(final.playlist):
@@ -898,7 +940,7 @@ def test_segments_leave_memory_and_disk_soon_after_they_leave_the_playlist(
 GSTREAMER_SECONDS = 5
 
 
-def test_gstreamer_publish_is_playable(server: ServerProcess) -> None:
+def test_gstreamer_publish_is_playable(server: ServerProcess, tmp_path: Path) -> None:
     encoder = gstreamer_aac_encoder()
     pipeline = (
         f"videotestsrc num-buffers={GSTREAMER_SECONDS * FRAME_RATE} is-live=true"
@@ -920,12 +962,17 @@ def test_gstreamer_publish_is_playable(server: ServerProcess) -> None:
     assert streams["audio"]["codec_name"] == "aac"
     # Once ended, every frame of the stream decodes from the URL without a complaint.
     watcher.wait(lambda: watcher.latest is not None and watcher.latest.playlist.is_endlist, "EXT-X-ENDLIST", 10)
+    # The live segments only: after them comes the offline slate with its own init segment, which
+    # ffmpeg's HLS reader does not switch to at a discontinuity (hls.js and Safari do).
+    live_only = tmp_path / "live.m3u8"
+    live_only.write_text(live_media_playlist(server, fetch(server, MEDIA_PLAYLIST).body.decode()))
     counted = subprocess.run(
         [
             require_tool("ffprobe"),
             *("-v", "warning", "-of", "json", "-count_frames"),
             *("-show_entries", "stream=codec_type,nb_read_frames"),
-            server.base_url + MULTIVARIANT,
+            *("-protocol_whitelist", "file,http,tcp"),
+            str(live_only),
         ],
         capture_output=True,
         text=True,

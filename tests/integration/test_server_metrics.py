@@ -192,7 +192,9 @@ def test_hardware_stats_have_owncasts_shape(server: ServerProcess) -> None:
     assert body["disk"][0]["value"] > 0
 
 
-def test_playback_reports_round_trip(server: ServerProcess) -> None:
+def test_playback_reports_round_trip(server_factory: ServerFactory) -> None:
+    server = server_factory(transcode=True)  # Owncast's default variant
+
     def post(body: bytes, user_agent: str = "player") -> tuple[int, bytes]:
         status, _, response = server.request(
             "/api/metrics/playback", method="POST", body=body, headers={"User-Agent": user_agent}

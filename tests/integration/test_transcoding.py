@@ -130,6 +130,8 @@ def fetch_segments(server: ServerProcess, index: int, media: m3u8.M3U8 | None) -
     assert media is not None
     out = []
     for number, segment in enumerate(media.segments, media.media_sequence):
+        if segment.discontinuity:
+            break  # the offline slate, appended when the stream ended
         init = b""
         if segment.init_section is not None:
             init = server.request(f"/hls/{index}/{segment.init_section.uri}")[2]
@@ -167,6 +169,13 @@ def test_multivariant_lists_the_ladder(ladder: Ladder) -> None:
     assert streams["1/stream.m3u8"].resolution == (1280, 720)
     assert streams["2/stream.m3u8"].resolution == (854, 480)
     assert streams["1/stream.m3u8"].bandwidth < streams["0/stream.m3u8"].bandwidth
+
+
+def test_every_variant_ends_with_the_offline_slate(ladder: Ladder) -> None:
+    for index, media in ladder.media.items():
+        assert media.is_endlist, index
+        slate = [segment for segment in media.segments if segment.discontinuity]
+        assert len(slate) == 1, index
 
 
 def test_each_variant_has_its_size_rate_and_bitrate(ladder: Ladder, tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from owncast_fast.hls.live import LiveVariant
 from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, TrackConfig
 from owncast_fast.media.segmenter import Segmenter
+from owncast_fast.media.slate import Slate, mux_slate
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,10 @@ class VariantPipeline:
         live: LiveVariant,
         *,
         clock: Callable[[], float] = time.time,
+        slate: Callable[[], Slate | None] = lambda: None,
     ) -> None:
         self.hub = hub
+        self._slate = slate
         self.segmenter = segmenter
         self.live = live
         self.consumer: Consumer | None = hub.attach(f"variant-{live.index}") if hub is not None else None
@@ -58,9 +61,14 @@ class VariantPipeline:
         try:
             if isinstance(item, TrackConfig):
                 self.live.set_track(item)
-            events = self.segmenter.push(item, self._clock())
-            self.live.apply(events)
+            now = self._clock()
+            self.live.apply(self.segmenter.push(item, now))
             if isinstance(item, StreamEnd):
+                # Owncast's offline behaviour: the playlist goes on into a short offline clip
+                # (after a discontinuity) and ends; a returning publisher resumes after another.
+                slate = self._slate()
+                if slate is not None:
+                    self.live.apply(mux_slate(self.segmenter, slate, now))
                 self.live.end_stream()
         except Exception:
             # A unit the muxer cannot take costs that unit, never the pipeline.

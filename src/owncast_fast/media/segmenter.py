@@ -126,6 +126,9 @@ class Segmenter:
         self._ts: TsMuxer | None = None
         self._fragment_seq = 1
         self._anchor: tuple[float, int] | None = None  # (wall-clock seconds, dts) of the first unit
+        # Where the last segment ended on the program date-time clock: the next stream (a
+        # reconnect, the offline slate) never starts before it, so dates never go back.
+        self._dates_end: float | None = None
         self._audio_clock: int | None = None  # next audio dts in samples
         self._audio_only_wait = 0
         self._any_segment = False
@@ -236,7 +239,7 @@ class Segmenter:
             if self._started_configs is None:
                 self._start_tracks(events)
             if self._anchor is None:
-                self._anchor = (now, unit.dts)
+                self._anchor = (max(now, self._dates_end or now), unit.dts)
             open_segment = self._begin(unit.dts, independent=True)
         elif is_video and unit.keyframe and unit.dts - open_segment.start_dts >= self.target_ticks:
             self._finish(events, unit.dts)
@@ -284,7 +287,8 @@ class Segmenter:
         self._last_dts.clear()
         self._last_video_dts = None
         self._audio_clock = None
-        self._anchor = (now, unit.dts)  # program date-time follows the wall clock across the jump
+        # Program date-time follows the wall clock across the jump (never backwards).
+        self._anchor = (max(now, self._dates_end or now), unit.dts)
         if self._writer is not None:
             # The fragment writer refuses decode times that go back; the init segment stays valid.
             self._writer = FragmentWriter(self._fmp4_tracks)
@@ -402,6 +406,7 @@ class Segmenter:
         end = next_dts if next_dts is not None else segment.end_dts
         duration = max(end - segment.start_dts, 1) / TIMESCALE
         self._any_segment = True
+        self._dates_end = segment.program_date_time.timestamp() + duration
         events.append(
             SegmentReady(
                 msn=segment.msn,
