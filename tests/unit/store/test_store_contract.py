@@ -189,7 +189,7 @@ def test_data_survives_close_and_reopen(database: str, runner: asyncio.Runner) -
 
 
 def test_schema_version_is_the_newest_migration(store: Store, sql: SqlRunner) -> None:
-    assert store.schema_version == LATEST_VERSION == 2
+    assert store.schema_version == LATEST_VERSION == 3
     assert [row[0] for row in sql("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
 
 
