@@ -162,7 +162,8 @@ class PostgresChatRepository:
 
     async def messages_of_user(self, user_id: str, limit: int) -> list[ChatMessageRow]:
         rows = await self._pool.fetch(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.user_id = $1 ORDER BY m.timestamp DESC, m.seq DESC LIMIT $2",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.user_id = $1 "
+            "ORDER BY m.timestamp DESC, m.seq DESC LIMIT $2",
             user_id,
             limit,
         )

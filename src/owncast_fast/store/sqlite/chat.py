@@ -204,7 +204,10 @@ class SqliteChatRepository:
 
     async def messages_of_user(self, user_id: str, limit: int) -> list[ChatMessageRow]:
         def query(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
-            sql = f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.user_id = ? ORDER BY m.timestamp DESC, m.seq DESC LIMIT ?"
+            sql = (
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m WHERE m.user_id = ? "
+                "ORDER BY m.timestamp DESC, m.seq DESC LIMIT ?"
+            )
             return connection.execute(sql, (user_id, limit)).fetchall()
 
         return [_message(row) for row in await self._call(query)]
