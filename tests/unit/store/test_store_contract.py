@@ -221,7 +221,7 @@ def test_newer_schema_refuses_to_open_and_changes_nothing(store: Store, runner: 
     migrations_before = sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     with pytest.raises(StoreError) as raised:
         runner.run(open_store(store.url_for_display))
-    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (2)"
+    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (3)"
     assert sql("SELECT version, applied_at FROM schema_migrations ORDER BY version") == migrations_before
     assert runner.run(store.config.all()) == {"server_name": "kept"}
 
