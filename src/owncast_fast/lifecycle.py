@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from owncast_fast.chat.service import ChatService
 from owncast_fast.config.options import Options
 from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, Settings, SettingsService
 from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
@@ -70,6 +71,7 @@ class Services:
     admin: AdminCredentials
     hls: HlsOutput
     metrics: MetricsService
+    chat: ChatService
     pipelines: list[VariantPipeline] = field(default_factory=list)
     pipeline_plan: tuple[object, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
@@ -217,8 +219,10 @@ async def start_services(plan: Plan) -> Services:
             ingest=ingest,
             hub=hub,
         ),
+        chat=ChatService(store.chat, settings, bus, status, options.data_path / "emoji"),
     )
     services.metrics.start()  # first: its log ring should see the start-up warnings
+    await services.chat.start()
     services.pipelines = _start_pipelines(services)
     bus.subscribe(lambda event: _on_event(services, event))
     try:
@@ -229,6 +233,7 @@ async def start_services(plan: Plan) -> Services:
     except OSError as exc:
         await ingest.close()
         await services.metrics.stop()
+        await services.chat.stop()
         await store.close()
         raise StartupError(f"RTMP listener on {options.rtmp_ip}: {exc.strerror}") from None
     return services
@@ -327,6 +332,7 @@ async def stop_services(services: Services) -> None:
         else:
             mirror.close()
     await services.metrics.stop()  # after ingest: it saves the peaks of a stream that just ended
+    await services.chat.stop()  # waits for pending message writes
     if services._tasks:
         await asyncio.wait(tuple(services._tasks), timeout=2.0)
     await services.store.close()
