@@ -154,6 +154,7 @@ class ChatService:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+            self._unsubscribe = None
         if self._prune_task is not None:
             self._prune_task.cancel()
         if self._part_timer is not None:
