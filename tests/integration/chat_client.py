@@ -37,27 +37,27 @@ class ChatSocket:
     async def send(self, event: dict[str, Any]) -> None:
         await self.socket.send(json.dumps(event))
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
+    async def next(self, wait: float = 5.0) -> dict[str, Any]:
         while not self.pending:
-            frame = await asyncio.wait_for(self.socket.recv(), timeout)
+            frame = await asyncio.wait_for(self.socket.recv(), wait)
             text = frame.decode() if isinstance(frame, bytes) else frame
             for line in text.split("\n"):
                 self.pending.append(json.loads(line) if line.startswith("{") else {"text": line})
         return self.pending.pop(0)
 
-    async def next_of(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    async def next_of(self, kind: str, wait: float = 5.0) -> dict[str, Any]:
         """The next event of type `kind`, skipping others."""
         while True:
-            event = await self.next(timeout)
+            event = await self.next(wait)
             if event.get("type") == kind:
                 return event
 
-    async def closed(self, timeout: float = 5.0) -> list[dict[str, Any]]:
+    async def closed(self, wait: float = 5.0) -> list[dict[str, Any]]:
         """Everything received until the server closes the socket."""
         seen = []
         try:
             while True:
-                seen.append(await self.next(timeout))
+                seen.append(await self.next(wait))
         except ConnectionClosed:
             seen.extend(self.pending)
             return seen

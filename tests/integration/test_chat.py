@@ -1,4 +1,4 @@
-"""Chat through a real server and real websocket clients (reference §1–2)."""
+"""Chat through a real server and real websocket clients (reference §1 and §2)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 import asyncpg
 import pytest
 from chat_client import ChatSocket, register
-
 from tests.conftest import ADMIN_PASSWORD, ServerFactory, ServerProcess
 
 pytestmark = pytest.mark.integration
@@ -218,7 +217,10 @@ def test_disabled_chat_refuses_new_sockets(server: ServerProcess) -> None:
 def test_emoji_upload_list_serve_and_use(server: ServerProcess) -> None:
     import base64
 
-    gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    gif = (
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,"
+        b"\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    )
     data = "data:image/gif;base64," + base64.b64encode(gif).decode()
     assert admin_post(server, "/api/admin/emoji/upload", {"name": "party.gif", "data": data})[0] == 200
     assert admin_post(server, "/api/admin/emoji/upload", {"name": "evil.svg", "data": data})[0] == 400
@@ -274,7 +276,7 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(server: ServerPro
 
         talking = asyncio.create_task(talk())
         for index in range(count):
-            got = await listen.next_of("CHAT", timeout=10)
+            got = await listen.next_of("CHAT", wait=10)
             assert got["body"].startswith(f"<p>{index} ")
         await talking
         assert time.monotonic() - started < 30
