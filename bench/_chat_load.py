@@ -1,0 +1,164 @@
+"""Chat load from a separate process (stdlib + websockets), for bench/test_bench_chat.py.
+
+Each command prints `ready` once set up, then reads one line from stdin (a `time.monotonic()` value:
+when to stop; `time.monotonic()` is one clock for every process on Linux) and ends with one JSON
+document on stdout.
+
+    python _chat_load.py listen PORT TOKEN COUNT
+        COUNT sockets as one user; records, for every CHAT line received, its delay since the time
+        written in its body by the talker. Output: {"received": [...per socket counts], "latencies_ms": [...]}
+        (latencies of every 10th socket, to keep the output small)
+    python _chat_load.py talk PORT TOKEN RATE
+        one moderator socket (not rate-limited) posting RATE messages a second until the stop time,
+        each body "<seq> <monotonic send time>". Output: {"sent": N}
+    python _chat_load.py idle PORT TOKEN COUNT
+        COUNT sockets that only stay open. Output: {"open": N}
+    python _chat_load.py roundtrip PORT COUNT
+        COUNT times, one after the other: register over HTTP, connect, wait for CONNECTED_USER_INFO,
+        post a message and wait for it to come back. Output: {"roundtrip_ms": [...]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import re
+import sys
+import time
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+HOST = "127.0.0.1"
+STAMP = re.compile(r'"body":"<p>(\d+) ([0-9.]+)</p>"')
+CONNECT_CONCURRENCY = 100  # opens at once; the server's accept backlog is the real limit
+
+
+def register(port: int, name: str) -> dict[str, Any]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("POST", "/api/chat/register", json.dumps({"displayName": name}), {"Content-Type": "application/json"})
+        result: dict[str, Any] = json.loads(connection.getresponse().read())
+        return result
+    finally:
+        connection.close()
+
+
+async def open_many(port: int, token: str, count: int) -> list[ClientConnection]:
+    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one() -> ClientConnection:
+        async with limit:
+            socket = await connect(f"ws://{HOST}:{port}/ws?accessToken={token}", open_timeout=60, ping_interval=None)
+            await socket.recv()  # CONNECTED_USER_INFO
+            return socket
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def stop_time() -> float:
+    print("ready", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return float(line)
+
+
+async def listen(port: int, token: str, count: int) -> dict[str, Any]:
+    sockets = await open_many(port, token, count)
+    received = [0] * count
+    latencies: list[float] = []
+
+    async def read(index: int, socket: ClientConnection, deadline: float) -> None:
+        keep = index % 10 == 0
+        try:
+            while True:
+                frame = await asyncio.wait_for(socket.recv(), max(0.01, deadline - time.monotonic()))
+                now = time.monotonic()
+                text = frame if isinstance(frame, str) else frame.decode()
+                for match in STAMP.finditer(text):
+                    received[index] += 1
+                    if keep:
+                        latencies.append((now - float(match.group(2))) * 1000)
+        except (TimeoutError, ConnectionClosed):
+            pass
+
+    deadline = await stop_time()
+    await asyncio.gather(*(read(index, socket, deadline) for index, socket in enumerate(sockets)))
+    for socket in sockets:
+        socket.transport.abort()
+    return {"received": received, "latencies_ms": latencies}
+
+
+async def talk(port: int, token: str, rate: float) -> dict[str, Any]:
+    socket = await connect(f"ws://{HOST}:{port}/ws?accessToken={token}", ping_interval=None)
+    await socket.recv()
+
+    async def drain() -> None:
+        try:
+            async for _ in socket:
+                pass
+        except ConnectionClosed:
+            pass
+
+    draining = asyncio.create_task(drain())
+    deadline = await stop_time()
+    started = time.monotonic()
+    sent = 0
+    while True:
+        due = started + sent / rate
+        if due >= deadline:
+            break
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        await socket.send(json.dumps({"type": "CHAT", "body": f"{sent} {time.monotonic():.6f}"}))
+        sent += 1
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    draining.cancel()
+    socket.transport.abort()
+    return {"sent": sent}
+
+
+async def idle(port: int, token: str, count: int) -> dict[str, Any]:
+    sockets = await open_many(port, token, count)
+    deadline = await stop_time()
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    still_open = sum(1 for socket in sockets if socket.close_code is None)
+    for socket in sockets:
+        socket.transport.abort()
+    return {"open": still_open}
+
+
+async def roundtrip(port: int, count: int) -> dict[str, Any]:
+    await stop_time()
+    times = []
+    for index in range(count):
+        started = time.perf_counter()
+        user = await asyncio.to_thread(register, port, f"rt{index}")
+        socket = await connect(f"ws://{HOST}:{port}/ws?accessToken={user['accessToken']}", ping_interval=None)
+        await socket.recv()
+        body = f"hello {index}"
+        await socket.send(json.dumps({"type": "CHAT", "body": body}))
+        while body not in await socket.recv():
+            pass
+        times.append((time.perf_counter() - started) * 1000)
+        socket.transport.abort()
+    return {"roundtrip_ms": times}
+
+
+def main(argv: list[str]) -> None:
+    command, port = argv[0], int(argv[1])
+    if command == "listen":
+        result = listen(port, argv[2], int(argv[3]))
+    elif command == "talk":
+        result = talk(port, argv[2], float(argv[3]))
+    elif command == "idle":
+        result = idle(port, argv[2], int(argv[3]))
+    elif command == "roundtrip":
+        result = roundtrip(port, int(argv[2]))
+    else:
+        raise SystemExit(f"unknown command {command}")
+    print(json.dumps(asyncio.run(result)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
