@@ -9,8 +9,8 @@ document on stdout.
         written in its body by the talker. Output: {"received": [...per socket counts], "latencies_ms": [...]}
         (latencies of every 10th socket, to keep the output small)
     python _chat_load.py talk PORT TOKEN RATE
-        one moderator socket (not rate-limited) posting RATE messages a second until the stop time,
-        each body "<seq> <monotonic send time>". Output: {"sent": N}
+        one moderator socket (not rate-limited) posting RATE messages a second until GRACE_S before
+        the stop time, each body "<seq> <monotonic send time>". Output: {"sent": N}
     python _chat_load.py idle PORT TOKEN COUNT
         COUNT sockets that only stay open. Output: {"open": N}
     python _chat_load.py roundtrip PORT COUNT
@@ -34,6 +34,7 @@ from websockets.exceptions import ConnectionClosed
 HOST = "127.0.0.1"
 STAMP = re.compile(r'"body":"<p>(\d+) ([0-9.]+)</p>"')
 CONNECT_CONCURRENCY = 100  # opens at once; the server's accept backlog is the real limit
+GRACE_S = 2.0  # the talker stops this long before the listeners, so the last messages can arrive
 
 
 def register(port: int, name: str) -> dict[str, Any]:
@@ -107,7 +108,7 @@ async def talk(port: int, token: str, rate: float) -> dict[str, Any]:
     sent = 0
     while True:
         due = started + sent / rate
-        if due >= deadline:
+        if due >= deadline - GRACE_S:
             break
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         await socket.send(json.dumps({"type": "CHAT", "body": f"{sent} {time.monotonic():.6f}"}))
