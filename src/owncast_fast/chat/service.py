@@ -25,6 +25,7 @@ import orjson
 
 from owncast_fast.chat import wire
 from owncast_fast.chat.emoji import EmojiStore
+from owncast_fast.chat.filter import is_profane
 from owncast_fast.chat.hub import ChatClient, ChatHub
 from owncast_fast.chat.ratelimit import Verdict
 from owncast_fast.chat.render import render_chat_body, render_markdown
@@ -78,6 +79,7 @@ UNBANNABLE = frozenset({"127.0.0.1", "::1", ""})
 
 SIZE_NOTICE = "Sorry, that message exceeded the maximum size and can't be delivered."
 FLOOD_NOTICE = "You are temporarily blocked from sending chat messages due to perceived flooding."
+SLUR_NOTICE = "Sorry, that message contained language that is not allowed in this chat."
 ESTABLISHED_NOTICE = (
     "You have not been an established chat participant long enough to take part in chat. "
     "Please enjoy the stream and try again later."
@@ -385,6 +387,9 @@ class ChatService:
             except UnicodeDecodeError:
                 log.debug("chat client %d sent a frame that is not UTF-8: ignored", client.id)
                 return
+        if self._settings.current.chat_slur_filter_enabled and is_profane(frame):
+            self._action_to(client, SLUR_NOTICE)  # moderators included, as Owncast
+            return
         try:
             event = orjson.loads(frame.replace("\n", " ").strip())
         except orjson.JSONDecodeError:

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from owncast_fast.chat.filter import is_profane
 from owncast_fast.chat.render import render_chat_body, render_markdown, strip_html
 
 EMOJI = {"party": "/img/emoji/party.gif"}
@@ -102,3 +103,24 @@ def test_actions_are_rendered_without_sanitizing() -> None:
     assert render_markdown("**bob** has been removed from chat.") == (
         "<p><strong>bob</strong> has been removed from chat.</p>\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "profane"),
+    [
+        ("F   u   C  k th1$", True),
+        ("sh1t", True),
+        ("sh.it happens", True),
+        ('{"type":"CHAT","body":"fuck"}', True),
+        ("bass fish", False),
+        ("assumptions", False),
+        ("class assignment", False),
+        ("this picture", False),
+        ("I like spicy food", False),
+        ("Scunthorpe United", False),
+        ("peacock suckers", False),
+        ('{"type":"CHAT","body":"hello"}', False),
+    ],
+)
+def test_slur_filter(text: str, profane: bool) -> None:
+    assert is_profane(text) is profane

@@ -299,3 +299,17 @@ def test_moderator_grant_resends_user_info(chat: Harness) -> None:
     chat.run(chat.service.set_moderator(user_id, True))
     assert chat.transport.sent[-1][1]["user"]["scopes"] == ["MODERATOR"]
     assert [m["id"] for m in chat.runner.run(chat.service.moderators())] == [user_id]
+
+
+def test_slur_filter_is_off_by_default_and_applies_live(chat: Harness) -> None:
+    user_id, token = chat.register("sam")
+    chat.connect("s", token)
+    chat.run(chat.service.set_moderator(user_id, True))
+    chat.frame("s", {"type": "CHAT", "body": "oh sh1t"})
+    assert len(chat.transport.broadcasts) == 1
+    chat.run(chat.settings.update(chat_slur_filter_enabled=True))
+    chat.frame("s", {"type": "CHAT", "body": "oh sh1t"})
+    assert len(chat.transport.broadcasts) == 1
+    assert "not allowed in this chat" in chat.transport.sent[-1][1]["body"]
+    chat.frame("s", {"type": "CHAT", "body": "bass fish"})
+    assert len(chat.transport.broadcasts) == 2
