@@ -13,6 +13,8 @@ document on stdout.
         the stop time, each body "<seq> <monotonic send time>". Output: {"sent": N}
     python _chat_load.py idle PORT TOKEN COUNT
         COUNT sockets that only stay open. Output: {"open": N}
+    python _chat_load.py cycles PORT TOKEN COUNT
+        COUNT connect / CONNECTED_USER_INFO / close cycles, 8 at a time. Output: {"cycles": N, "seconds": S}
     python _chat_load.py roundtrip PORT COUNT
         COUNT times, one after the other: register over HTTP, connect, wait for CONNECTED_USER_INFO,
         post a message and wait for it to come back. Output: {"roundtrip_ms": [...]}
@@ -40,7 +42,9 @@ GRACE_S = 2.0  # the talker stops this long before the listeners, so the last me
 def register(port: int, name: str) -> dict[str, Any]:
     connection = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
-        connection.request("POST", "/api/chat/register", json.dumps({"displayName": name}), {"Content-Type": "application/json"})
+        connection.request(
+            "POST", "/api/chat/register", json.dumps({"displayName": name}), {"Content-Type": "application/json"}
+        )
         result: dict[str, Any] = json.loads(connection.getresponse().read())
         return result
     finally:
@@ -129,6 +133,24 @@ async def idle(port: int, token: str, count: int) -> dict[str, Any]:
     return {"open": still_open}
 
 
+async def cycles(port: int, token: str, count: int) -> dict[str, Any]:
+    await stop_time()
+    started = time.monotonic()
+    remaining = iter(range(count))
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for _ in remaining:
+            socket = await connect(f"ws://{HOST}:{port}/ws?accessToken={token}", ping_interval=None)
+            await socket.recv()
+            await socket.close()
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(8)))
+    return {"cycles": done, "seconds": time.monotonic() - started}
+
+
 async def roundtrip(port: int, count: int) -> dict[str, Any]:
     await stop_time()
     times = []
@@ -154,6 +176,8 @@ def main(argv: list[str]) -> None:
         result = talk(port, argv[2], float(argv[3]))
     elif command == "idle":
         result = idle(port, argv[2], int(argv[3]))
+    elif command == "cycles":
+        result = cycles(port, argv[2], int(argv[3]))
     elif command == "roundtrip":
         result = roundtrip(port, int(argv[2]))
     else:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import inspect
 import ipaddress
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from robyn import Request, Response, SubRouter, WebSocketConnector
-from robyn.ws import WebSocketAdapter, WebSocketDisconnect
+from robyn.robyn import FunctionInfo
 
 from owncast_fast.chat.emoji import EmojiError, content_type
 from owncast_fast.chat.service import ChatService, Peer
@@ -57,6 +59,43 @@ class RobynTransport:
         connector = self._sockets.get(connection)
         if connector is not None:
             connector.close()
+
+
+Serve = Callable[[WebSocketConnector, Any], Coroutine[Any, Any, None]]
+
+
+def add_socket_route(api: SubRouter, endpoint: str, serve: Serve, closed: Callable[[str], None]) -> None:
+    """Register a websocket endpoint with Robyn's Rust layer directly.
+
+    Robyn 0.88's `@websocket` decorator does not tell the handler that the peer went away: its
+    message channel stays open, and its close handler waits up to 5 s for the handler task before
+    cancelling it (measured: every closed socket's handler lingered 5 s, and a burst of connects
+    piled up that many tasks). Our close handler reports the closing at once and cancels the reader.
+    `serve(connector, channel)` runs as one task per socket; `channel.receive()` gives str for text
+    frames, bytes for binary ones, and None when the socket is gone.
+    """
+    readers: dict[str, asyncio.Task[None]] = {}
+
+    async def connect(ws: WebSocketConnector) -> None:
+        connection = ws.id
+        reader = asyncio.create_task(serve(ws, ws.message_channel))  # type: ignore[attr-defined]
+        readers[connection] = reader
+        reader.add_done_callback(lambda _: readers.pop(connection, None) if readers.get(connection) is reader else None)
+
+    async def message(ws: WebSocketConnector, msg: str) -> None:
+        """Unused: with a message channel, Rust pushes frames to the channel instead."""
+
+    async def close(ws: WebSocketConnector) -> None:
+        closed(ws.id)
+        reader = readers.pop(ws.id, None)
+        if reader is not None:
+            reader.cancel()
+
+    def info(function: Callable[..., Any]) -> FunctionInfo:
+        params = dict(inspect.signature(function).parameters)
+        return FunctionInfo(function, True, len(params), params, {})
+
+    api.add_web_socket(endpoint, {"connect": info(connect), "message": info(message), "close": info(close)})
 
 
 def client_peer(request: Request, trusted_proxies: frozenset[str]) -> Peer:
@@ -324,24 +363,22 @@ def router(holder: ServicesHolder) -> SubRouter:
 
     # --- websocket -------------------------------------------------------------------------------
 
-    @api.websocket("/ws")
-    async def socket(websocket: WebSocketAdapter) -> None:
+    async def serve(connector: WebSocketConnector, channel: Any) -> None:
         service = chat()
-        connection = websocket.id
-        transport.add(connection, websocket._connector)
+        connection = connector.id
+        transport.add(connection, connector)
         try:
-            client = await service.connect(connection, websocket.query_params.get("accessToken", None))
+            client = await service.connect(connection, connector.query_params.get("accessToken", None))
             if client is None:
                 return
-            while True:
-                # Robyn 0.88 (pinned): `_receive` gives text frames as str and binary ones as bytes;
-                # the public receive_text would raise on a binary frame that is not UTF-8.
-                frame = await websocket._receive()
+            while (frame := await channel.receive()) is not None:
                 await service.receive(connection, frame)
-        except WebSocketDisconnect:
-            pass
         finally:
-            service.disconnect(connection)
-            transport.remove(connection)
+            closed(connection)
 
+    def closed(connection: str) -> None:
+        chat().disconnect(connection)
+        transport.remove(connection)
+
+    add_socket_route(api, "/ws", serve, closed)
     return api
