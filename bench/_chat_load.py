@@ -8,6 +8,11 @@ document on stdout.
         COUNT sockets as one user; records, for every CHAT line received, its delay since the time
         written in its body by the talker. Output: {"received": [...per socket counts], "latencies_ms": [...]}
         (latencies of every 10th socket, to keep the output small)
+    python _chat_load.py listen-raw PORT TOKEN COUNT
+        the same with a minimal client (asyncio.Protocol, no frame decoding: the server's frames are
+        unmasked text, so message stamps are found in the raw bytes and deduplicated by sequence
+        number), cheap enough that 5,000 sockets in a few processes do not fall behind on 2 cores.
+        Output adds "gaps": messages missing between two received ones.
     python _chat_load.py talk PORT TOKEN RATE
         one moderator socket (not rate-limited) posting RATE messages a second until GRACE_S before
         the stop time, each body "<seq> <monotonic send time>". Output: {"sent": N}
@@ -95,6 +100,87 @@ async def listen(port: int, token: str, count: int) -> dict[str, Any]:
     return {"received": received, "latencies_ms": latencies}
 
 
+RAW_STAMP = re.compile(rb"<p>(\d+) ([0-9.]+)</p>")
+TAIL = 64  # bytes kept from the previous read: a stamp split between two reads is found whole
+
+
+class RawListener(asyncio.Protocol):
+    def __init__(self, request: bytes, keep: bool, latencies: list[float]) -> None:
+        self.request = request
+        self.keep = keep
+        self.latencies = latencies
+        self.head = b""
+        self.tail = b""
+        self.upgraded = False
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.last = -1
+        self.received = 0
+        self.gaps = 0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.monotonic()
+        if not self.upgraded:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            self.upgraded = True
+            data = self.head.split(b"\r\n\r\n", 1)[1]
+            if not data:
+                return
+        if not self.ready.done():
+            self.ready.set_result(None)  # the first frame: CONNECTED_USER_INFO
+        text = self.tail + data
+        for match in RAW_STAMP.finditer(text):
+            sequence = int(match.group(1))
+            if sequence > self.last:
+                self.gaps += sequence - self.last - 1
+                self.last = sequence
+                self.received += 1
+                if self.keep:
+                    self.latencies.append((now - float(match.group(2))) * 1000)
+        self.tail = text[-TAIL:]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before the first frame"))
+
+
+async def listen_raw(port: int, token: str, count: int) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET /ws?accessToken={token} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+    latencies: list[float] = []
+    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(index: int) -> RawListener:
+        async with limit:
+            _, listener = await loop.create_connection(
+                lambda: RawListener(request, index % 10 == 0, latencies), HOST, port
+            )
+            await asyncio.wait_for(listener.ready, 60)
+            return listener
+
+    listeners = list(await asyncio.gather(*(one(index) for index in range(count))))
+    deadline = await stop_time()
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    for listener in listeners:
+        if listener.transport is not None:
+            listener.transport.abort()
+    return {
+        "received": [listener.received for listener in listeners],
+        "gaps": sum(listener.gaps for listener in listeners),
+        "latencies_ms": latencies,
+    }
+
+
 async def talk(port: int, token: str, rate: float) -> dict[str, Any]:
     socket = await connect(f"ws://{HOST}:{port}/ws?accessToken={token}", ping_interval=None)
     await socket.recv()
@@ -172,6 +258,8 @@ def main(argv: list[str]) -> None:
     command, port = argv[0], int(argv[1])
     if command == "listen":
         result = listen(port, argv[2], int(argv[3]))
+    elif command == "listen-raw":
+        result = listen_raw(port, argv[2], int(argv[3]))
     elif command == "talk":
         result = talk(port, argv[2], float(argv[3]))
     elif command == "idle":
