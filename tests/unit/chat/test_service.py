@@ -313,3 +313,80 @@ def test_slur_filter_is_off_by_default_and_applies_live(chat: Harness) -> None:
     assert "not allowed in this chat" in chat.transport.sent[-1][1]["body"]
     chat.frame("s", {"type": "CHAT", "body": "bass fish"})
     assert len(chat.transport.broadcasts) == 2
+
+
+def test_part_is_announced_after_the_last_client_leaves(chat: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("owncast_fast.chat.hub.PART_DELAY_S", 0.05)
+    chat.status.broadcaster = Broadcaster("127.0.0.1", datetime.now(UTC))
+    _, token = chat.register("uma")
+    chat.connect("u1", token)
+    chat.connect("u2", token)
+
+    async def leave_and_wait() -> None:
+        chat.service.disconnect("u1")
+        chat.service.disconnect("u2")
+        chat.now += 1
+        await asyncio.sleep(0.2)
+
+    chat.runner.run(leave_and_wait())
+    assert [e["type"] for e in chat.transport.broadcasts] == ["USER_JOINED", "USER_PARTED"]
+    assert [type(e).__name__ for e in chat.events if type(e).__name__ in {"UserJoined", "UserParted"}] == [
+        "UserJoined",
+        "UserParted",
+    ]
+
+
+def test_welcome_message_goes_to_the_new_client_only_while_online(
+    chat: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("owncast_fast.chat.service.WELCOME_DELAY_S", 0.05)
+    chat.run(chat.settings.update(server_welcome_message="Welcome, **friend**!"))
+    _, token = chat.register("vic")
+    chat.connect("offline", token)
+    chat.status.broadcaster = Broadcaster("127.0.0.1", datetime.now(UTC))
+    chat.connect("online", token)
+    chat.runner.run(asyncio.sleep(0.2))
+    assert "SYSTEM" not in chat.transport.types_to("offline")
+    [welcome] = [event for to, event in chat.transport.sent if to == "online" and event.get("type") == "SYSTEM"]
+    assert welcome["body"] == "<p>Welcome, <strong>friend</strong>!</p>\n"
+    assert welcome["user"] == {"displayName": chat.settings.current.server_name}
+
+
+def test_stream_start_stop_and_title_notices(chat: Harness) -> None:
+    from owncast_fast.events import SettingChanged, StreamStarted, StreamStopped
+
+    now = datetime.now(UTC)
+
+    async def publish() -> None:  # the bus runs on the server's loop
+        chat.bus.publish(StreamStarted(now, "127.0.0.1", "title"))
+        chat.bus.publish(StreamStopped(now, "publisher left", "title"))
+        chat.bus.publish(SettingChanged("stream_title", "Cooking"))
+        await asyncio.sleep(0)
+
+    chat.runner.run(publish())
+    bodies = [event["body"] for event in chat.transport.broadcasts]
+    assert bodies == [
+        "<p>Stay tuned, the stream is <strong>starting</strong>!</p>\n",
+        "<p>The stream is ending.</p>\n",
+        "<p>Stream title changed to <strong>Cooking</strong></p>\n",
+    ]
+
+
+def test_history_after_moderation_and_admin_lists(chat: Harness) -> None:
+    chat.run(chat.settings.update(chat_spam_protection_enabled=False))
+    user_id, token = chat.register("xia")
+    chat.connect("x", token)
+    chat.frame("x", {"type": "CHAT", "body": "keep"})
+    chat.frame("x", {"type": "CHAT", "body": "hide"})
+    chat.runner.run(asyncio.sleep(0.05))
+    hidden = chat.transport.broadcasts[1]["id"]
+    chat.run(chat.service.set_visibility([hidden], False))
+    assert [item["body"] for item in chat.runner.run(chat.service.history())] == ["<p>keep</p>"]
+    admin = chat.runner.run(chat.service.admin_history())
+    assert [item["body"] for item in admin] == ["<p>hide</p>", "<p>keep</p>"]
+    assert "hiddenAt" in admin[0]
+    [client] = chat.service.clients_json()
+    assert (client["messageCount"], client["userAgent"], client["user"]["id"]) == (2, "test-agent", user_id)
+    details = chat.runner.run(chat.service.user_details(user_id))
+    assert [m["body"] for m in details["messages"]] == ["<p>hide</p>", "<p>keep</p>"]
+    assert chat.runner.run(chat.service.user_details("nobody")) is None
