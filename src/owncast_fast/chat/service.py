@@ -586,15 +586,16 @@ class ChatService:
         return [wire.user_json(user) for user in await self._repo.users_with_scope(MODERATOR_SCOPE)]
 
     def clients_json(self) -> list[dict[str, Any]]:
+        # `geo` is left out: no GeoIP database (Owncast sends null, which the spec's object type refuses).
         return [
             {
                 "id": client.id,
+                "clientId": client.id,
                 "connectedAt": rfc3339(client.connected_at),
                 "messageCount": client.message_count,
                 "userAgent": client.user_agent,
                 "ipAddress": client.ip,
                 "user": wire.user_json(client.user),
-                "geo": None,
             }
             for client in self.hub.clients.values()
         ]
