@@ -15,11 +15,10 @@ from typing import Any
 import pytest
 from openapi_spec import Operation, app_routes
 from test_response_schemas import call, check_against_spec
-
 from tests.conftest import ServerProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from chat_client import ChatSocket, register  # noqa: E402
+from chat_client import ChatSocket, register
 
 pytestmark = pytest.mark.integration
 
