@@ -174,6 +174,7 @@ def fanout_round(server: BenchProcess, listeners: int, processes: int, talker: s
     }
 
 
+@pytest.mark.quick
 def test_chat_fanout(benchmark: BenchmarkFixture, launcher: ProcessLauncher) -> None:
     server = launcher.owncast(launcher.fresh_data_dir())
     server.start()
@@ -210,6 +211,7 @@ def test_chat_fanout(benchmark: BenchmarkFixture, launcher: ProcessLauncher) -> 
         assert load["p99_ms"] < FANOUT_P99_BAR_MS, load
 
 
+@pytest.mark.quick
 def test_idle_connections_rss(benchmark: BenchmarkFixture, launcher: ProcessLauncher) -> None:
     server = launcher.owncast(launcher.fresh_data_dir())
     server.start()
