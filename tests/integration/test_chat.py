@@ -75,6 +75,17 @@ def test_register_connect_chat_rename_recolor(server: ServerProcess) -> None:
     assert "visible" not in history[0]  # type: ignore[index]
 
 
+def test_wrong_methods_answer_as_owncast(server: ServerProcess) -> None:
+    status, _, body = server.request("/api/chat/register")
+    assert status == 400 and json.loads(body)["success"] is False
+    status, _, body = server.request("/api/chat", method="POST", body=b"{}")
+    assert (status, json.loads(body)) == (501, {"error": "method not implemented (PRs are accepted)"})
+    status, _, _ = server.request("/api/chat/register", method="OPTIONS")
+    assert status == 204
+    status, _, body = server.request("/api/chat?accessToken=nope")
+    assert (status, body) == (401, b"unauthorized")
+
+
 def test_refusals_and_bad_frames(server: ServerProcess) -> None:
     user = register(server.base_url, "carol")
 

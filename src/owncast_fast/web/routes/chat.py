@@ -162,6 +162,19 @@ def router(holder: ServicesHolder) -> SubRouter:
         user, token = await service.register(name, request.headers.get("x-forwarded-user") or "", peer)
         return json_response({"id": user.id, "accessToken": token, "displayName": user.display_name}, headers=NO_CACHE)
 
+    def register_wrong_method(request: Request) -> Response:
+        """Owncast answers any method but POST (and the OPTIONS preflight) with a failed BaseAPIResponse."""
+        return api_response(f"{request.method} is not supported, register with POST", False)
+
+    def history_wrong_method(request: Request) -> Response:
+        """Owncast's answer to any method but GET on the history endpoint."""
+        return json_response({"error": "method not implemented (PRs are accepted)"}, 501)
+
+    for method in ("get", "put", "delete", "patch"):
+        getattr(api, method)("/api/chat/register")(register_wrong_method)
+    for method in ("post", "put", "delete", "patch"):
+        getattr(api, method)("/api/chat")(history_wrong_method)
+
     @api.get("/api/chat")
     async def history(request: Request) -> Response:
         user = await token_user(request, moderator=False)
