@@ -98,17 +98,22 @@ def add_socket_route(api: SubRouter, endpoint: str, serve: Serve, closed: Callab
     api.add_web_socket(endpoint, {"connect": info(connect), "message": info(message), "close": info(close)})
 
 
-def client_peer(request: Request, trusted_proxies: frozenset[str]) -> Peer:
+def peer_address(address: str, forwarded: str, trusted_proxies: frozenset[str]) -> str:
     """The client's address: the peer, or, behind a trusted proxy, the nearest X-Forwarded-For
     entry that is not itself a trusted proxy (entries a client wrote itself are never trusted)."""
-    address = request.ip_addr or ""
-    if address in trusted_proxies:
-        forwarded = [entry.strip() for entry in (request.headers.get("x-forwarded-for") or "").split(",")]
-        for entry in reversed([entry for entry in forwarded if entry]):
-            address = entry
-            if entry not in trusted_proxies:
-                break
-    return Peer(address, request.headers.get("user-agent") or "")
+    if address not in trusted_proxies:
+        return address
+    for entry in reversed([entry.strip() for entry in forwarded.split(",") if entry.strip()]):
+        address = entry
+        if entry not in trusted_proxies:
+            break
+    return address
+
+
+def client_peer(request: Request, trusted_proxies: frozenset[str]) -> Peer:
+    headers = request.headers
+    address = peer_address(request.ip_addr or "", headers.get("x-forwarded-for") or "", trusted_proxies)
+    return Peer(address, headers.get("user-agent") or "")
 
 
 def _unauthorized() -> Response:
