@@ -94,6 +94,22 @@ def max_connections() -> int:
     return int(hard * 0.7)
 
 
+def raise_open_file_limit(wanted: int) -> int:
+    """Raise the soft open-file limit to `wanted` (at most the hard limit), as Owncast does, so a
+    default soft limit of 1,024 does not cap chat at a thousand sockets; returns the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning(
+                "cannot raise the open-file limit to %d (%s): chat sockets are capped near %d", target, exc, soft
+            )
+    return soft
+
+
 class ChatTransport(Protocol):
     """Writes to websockets; implemented by the Robyn adapter (and by fakes in unit tests)."""
 
@@ -148,6 +164,7 @@ class ChatService:
     # --- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        raise_open_file_limit(self.connection_limit + 1024)  # room for HTTP, files and the store
         self._bans = {ban.ip_address for ban in await self._repo.ip_bans()}
         await asyncio.to_thread(self.emoji.scan)
         self._unsubscribe = self._bus.subscribe(self._on_event)

@@ -390,3 +390,19 @@ def test_history_after_moderation_and_admin_lists(chat: Harness) -> None:
     details = chat.runner.run(chat.service.user_details(user_id))
     assert [m["body"] for m in details["messages"]] == ["<p>hide</p>", "<p>keep</p>"]
     assert chat.runner.run(chat.service.user_details("nobody")) is None
+
+
+def test_open_file_limit_is_raised_toward_the_connection_limit() -> None:
+    import resource
+
+    from owncast_fast.chat.service import raise_open_file_limit
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        lowered = min(soft, 512)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+        wanted = lowered + 100 if hard == resource.RLIM_INFINITY else min(lowered + 100, hard)
+        assert raise_open_file_limit(lowered + 100) == wanted
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == wanted
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
