@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from owncast_fast.chat.metrics import ChatCollector
 from owncast_fast.chat.service import ChatService
 from owncast_fast.config.options import Options
 from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, Settings, SettingsService
@@ -223,6 +224,7 @@ async def start_services(plan: Plan) -> Services:
     )
     services.metrics.start()  # first: its log ring should see the start-up warnings
     await services.chat.start()
+    services.metrics.prometheus.registry.register(ChatCollector(services.chat, settings))
     services.pipelines = _start_pipelines(services)
     bus.subscribe(lambda event: _on_event(services, event))
     try:

@@ -354,3 +354,25 @@ def test_history_survives_a_restart_on_sqlite(server_factory: ServerFactory) -> 
 @pytest.mark.postgres
 def test_history_survives_a_restart_on_postgres(server_factory: ServerFactory, postgres_database: str) -> None:
     _history_survives_restart(server_factory, "--database", postgres_database)
+
+
+def test_prometheus_has_owncasts_chat_gauges(server: ServerProcess) -> None:
+    user = register(server.base_url, "gauge")
+
+    async def scenario() -> None:
+        socket = await ChatSocket.open(server.web_port, user["accessToken"])
+        await socket.next()
+        await socket.send({"type": "CHAT", "body": "counted"})
+        await socket.next_of("CHAT")
+        status, _, body = server.request("/api/admin/prometheus", admin=ADMIN_PASSWORD)
+        text = body.decode()
+        assert status == 200
+        for line in (
+            'owncast_instance_active_chat_client_count{host="unknown",version="0.2.0"} 1.0',
+            'owncast_instance_total_chat_users{host="unknown",version="0.2.0"} 1.0',
+            'owncast_instance_current_chat_message_count{host="unknown",version="0.2.0"} 1.0',
+        ):
+            assert line in text, text
+        await socket.close()
+
+    asyncio.run(scenario())

@@ -160,12 +160,19 @@ class ChatService:
         self._part_timer: asyncio.TimerHandle | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self.user_count = 0  # stored users and messages, for the Prometheus gauges
+        self.message_count = 0
+
+    @property
+    def client_count(self) -> int:
+        return len(self.hub)
 
     # --- life cycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         raise_open_file_limit(self.connection_limit + 1024)  # room for HTTP, files and the store
         self._bans = {ban.ip_address for ban in await self._repo.ip_bans()}
+        self.user_count, self.message_count = await self._repo.counts()
         await asyncio.to_thread(self.emoji.scan)
         self._unsubscribe = self._bus.subscribe(self._on_event)
         self._prune_task = asyncio.create_task(self._prune_forever())
@@ -197,6 +204,7 @@ class ChatService:
                 removed = await self._repo.delete_messages_before(self._wall() - RETENTION)
                 if removed:
                     log.debug("pruned %d chat messages older than 2 hours", removed)
+                self.user_count, self.message_count = await self._repo.counts()
             except Exception:
                 log.exception("pruning chat messages failed")
             await asyncio.sleep(PRUNE_PERIOD_S)
@@ -258,6 +266,7 @@ class ChatService:
         user = ChatUser(new_id(), name, new_color(), now, previous_names=(name,))
         token = new_access_token()
         await self._repo.create_user(user, token)
+        self.user_count += 1
         self._tokens[token] = user.id
         self._remember(user)
         self.note_peer(token, peer)
@@ -448,6 +457,7 @@ class ChatService:
         self._broadcast(wire.chat_event(message, client.user))
         self._bus.publish(ChatMessageSent(message.id, now, client.user, client.id, html, body))
         client.message_count += 1
+        self.message_count += 1
         self._spawn(self._repo.add_message(message))
 
     async def _rename(self, client: ChatClient, proposed: Any) -> None:

@@ -183,6 +183,10 @@ class ChatRepository(Protocol):
         """Every ban, oldest first."""
         ...
 
+    async def counts(self) -> tuple[int, int]:
+        """How many users and how many messages are stored."""
+        ...
+
 
 class Store(Protocol):
     """An open database: its repositories, and what an operator needs to know about it."""

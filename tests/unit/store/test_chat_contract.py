@@ -115,10 +115,13 @@ def test_hiding_a_users_messages_returns_their_ids(store: Store, runner: asyncio
 
 
 def test_prune_deletes_up_to_the_cutoff(store: Store, runner: asyncio.Runner) -> None:
+    assert runner.run(store.chat.counts()) == (0, 0)
     runner.run(store.chat.create_user(user("u1", "alice"), "t1"))
     for index in range(4):
         runner.run(store.chat.add_message(message(f"m{index}", "u1", index * 60)))
+    assert runner.run(store.chat.counts()) == (1, 4)
     assert runner.run(store.chat.delete_messages_before(at(60))) == 2
+    assert runner.run(store.chat.counts()) == (1, 2)
     assert [row.id for row, _ in runner.run(store.chat.visible_history(50))] == ["m2", "m3"]
 
 

@@ -205,3 +205,7 @@ class PostgresChatRepository:
     async def ip_bans(self) -> list[IpBan]:
         rows = await self._pool.fetch("SELECT ip_address, notes, created_at FROM ip_bans ORDER BY created_at")
         return [IpBan(row[0], row[1], row[2].astimezone(UTC)) for row in rows]
+
+    async def counts(self) -> tuple[int, int]:
+        row = await self._pool.fetchrow("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages)")
+        return int(row[0]), int(row[1])

@@ -270,3 +270,11 @@ class SqliteChatRepository:
             assert created_at is not None
             bans.append(IpBan(address, notes, created_at))
         return bans
+
+    async def counts(self) -> tuple[int, int]:
+        def query(connection: sqlite3.Connection) -> tuple[int, int]:
+            users = connection.execute("SELECT count(*) FROM users").fetchone()[0]
+            messages = connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+            return int(users), int(messages)
+
+        return await self._call(query)
