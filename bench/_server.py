@@ -6,7 +6,9 @@ Independent of tests/conftest.py on purpose: a bench measures from just before `
 
 from __future__ import annotations
 
+import base64
 import http.client
+import json
 import math
 import os
 import re
@@ -79,6 +81,10 @@ class BenchProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     startup_seconds: float = math.nan
+    # Output variants set through the admin API once the server answers (after the start-up time
+    # is taken). Benches of ingest and HLS serving measure the source variant alone; None keeps
+    # the configured ones (Owncast's default: one transcoded variant).
+    variants: list[dict[str, object]] | None = None
 
     def start(self) -> float:
         """Start the process and wait for a 200 from /api/status; the seconds that took."""
@@ -92,6 +98,8 @@ class BenchProcess:
             try:
                 if http_get_status(self.port) == 200:
                     self.startup_seconds = time.perf_counter() - began
+                    if self.variants is not None:
+                        set_variants(self.port, self.variants)
                     return self.startup_seconds
             except OSError:
                 pass
@@ -117,6 +125,29 @@ class BenchProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+SOURCE_VARIANT: dict[str, object] = {"name": "Source", "videoPassthrough": True, "audioPassthrough": True}
+
+
+def set_variants(port: int, variants: list[dict[str, object]], password: str = "abc123") -> None:
+    """POST the output variants (they apply from the next stream)."""
+    body = json.dumps({"value": variants}).encode()
+    token = base64.b64encode(f"admin:{password}".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(
+            "POST",
+            "/api/admin/config/video/streamoutputvariants",
+            body=body,
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        answer = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise RuntimeError(f"setting the variants failed: {response.status} {answer!r}")
 
 
 def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
@@ -150,7 +181,8 @@ class ProcessLauncher:
         self._count += 1
         return self.work_dir / f"data-{self._count}"
 
-    def owncast(self, data_dir: Path) -> BenchProcess:
+    def owncast(self, data_dir: Path, variants: list[dict[str, object]] | None = None) -> BenchProcess:
+        """A server; `variants` None means the source alone (see `BenchProcess.variants`)."""
         port = free_port()
         command = [
             sys.executable,
@@ -168,7 +200,9 @@ class ProcessLauncher:
             "--data-dir",
             str(data_dir),
         ]
-        return self._make(command, port, "owncast")
+        process = self._make(command, port, "owncast")
+        process.variants = variants if variants is not None else [SOURCE_VARIANT]
+        return process
 
     def reference(self) -> BenchProcess:
         """Bare Robyn with our worker-thread count (bench/_robyn_reference.py)."""

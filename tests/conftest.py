@@ -27,6 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SOURCE_VARIANT: dict[str, object] = {"name": "Source", "videoPassthrough": True, "audioPassthrough": True}
+
+
 @dataclass
 class ServerProcess:
     """A real `owncast-fast serve` process on loopback, with its own data directory."""
@@ -35,6 +38,11 @@ class ServerProcess:
     web_port: int
     rtmp_port: int
     extra_args: list[str] = field(default_factory=list)
+    # Most media tests check what the ingest hands the segmenter, unit for unit: they publish to
+    # a server whose only variant is the source. None keeps Owncast's default (a transcoded
+    # 1200 kbit/s variant).
+    variants: list[dict[str, object]] | None = field(default_factory=lambda: [SOURCE_VARIANT])
+    admin_password: str = ADMIN_PASSWORD
     proc: subprocess.Popen[str] | None = None
     log_path: Path | None = None
     _log_file: IO[str] | None = None
@@ -76,9 +84,12 @@ class ServerProcess:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 self.get("/api/status")
-                return
             except (urllib.error.URLError, ConnectionError):
                 time.sleep(0.05)
+                continue
+            if self.variants is not None:
+                self.set_variants(self.variants)
+            return
         self.stop()
         raise RuntimeError(f"server did not answer within {timeout} s:\n{self.log()}")
 
@@ -118,6 +129,14 @@ class ServerProcess:
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers.items()), err.read()
 
+    def set_variants(self, variants: list[dict[str, object]]) -> None:
+        """Configure the output variants (they apply from the next stream)."""
+        body = json.dumps({"value": variants}).encode()
+        path = "/api/admin/config/video/streamoutputvariants"
+        status, _, answer = self.request(path, method="POST", body=body, admin=self.admin_password)
+        if status != 200:
+            raise AssertionError(f"POST {path} -> {status}: {answer!r}")
+
     def get(self, path: str, *, admin: str | None = None) -> object:
         status, _, body = self.request(path, admin=admin)
         if status != 200:
@@ -126,7 +145,9 @@ class ServerProcess:
 
 
 class ServerFactory(Protocol):
-    def __call__(self, *args: str, data_dir: Path | None = None, start: bool = True) -> ServerProcess: ...
+    def __call__(
+        self, *args: str, data_dir: Path | None = None, start: bool = True, transcode: bool = False
+    ) -> ServerProcess: ...
 
 
 @pytest.fixture
@@ -134,8 +155,13 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start real servers (stopped at teardown); each gets fresh ports."""
     started: list[ServerProcess] = []
 
-    def make(*args: str, data_dir: Path | None = None, start: bool = True) -> ServerProcess:
+    def make(*args: str, data_dir: Path | None = None, start: bool = True, transcode: bool = False) -> ServerProcess:
+        """`transcode=True` keeps the configured variants (Owncast's default: one transcoded)."""
         server = ServerProcess(data_dir or tmp_path / "data", free_port(), free_port(), list(args))
+        if transcode or data_dir is not None:
+            server.variants = None  # kept as configured (a restart keeps the first start's)
+        if "--admin-password" in args:
+            server.admin_password = args[args.index("--admin-password") + 1]
         started.append(server)
         if start:
             server.start()

@@ -32,9 +32,12 @@ from owncast_fast.hls.live import HlsOutput, LiveVariant
 from owncast_fast.hls.s3 import S3Config, S3Mirror, multivariant_base
 from owncast_fast.hls.storage import DiskMirror, HlsStore, StorageMirror
 from owncast_fast.ingest.rtmp.server import RtmpIngest
+from owncast_fast.media import encoders
 from owncast_fast.media.hub import MediaHub
+from owncast_fast.media.ladder import ladder
 from owncast_fast.media.pipeline import VariantPipeline
 from owncast_fast.media.segmenter import Container, Segmenter
+from owncast_fast.media.transcode import Transcoder
 from owncast_fast.metrics.service import MetricsService
 from owncast_fast.security import AdminCredentials, check_password, hash_password
 from owncast_fast.status import StreamStatus
@@ -74,6 +77,7 @@ class Services:
     metrics: MetricsService
     chat: ChatService
     pipelines: list[VariantPipeline] = field(default_factory=list)
+    transcoder: Transcoder | None = None
     pipeline_plan: tuple[object, ...] = ()
     started_at: datetime = field(default_factory=utcnow)
     rtmp_ports: list[int] = field(default_factory=list)
@@ -225,7 +229,8 @@ async def start_services(plan: Plan) -> Services:
     services.metrics.start()  # first: its log ring should see the start-up warnings
     await services.chat.start()
     services.metrics.prometheus.registry.register(ChatCollector(services.chat, settings))
-    services.pipelines = _start_pipelines(services)
+    await asyncio.to_thread(encoders.supported_video_codecs)  # probe encode once, off the loop
+    _start_pipelines(services)
     bus.subscribe(lambda event: _on_event(services, event))
     try:
         services.rtmp_ports.append(await ingest.listen(options.rtmp_ip, plan.rtmp_port))
@@ -248,10 +253,9 @@ def _on_event(services: Services, event: Event) -> None:
         services.status.latency_level = settings.video_latency_level
         if _pipeline_plan(services) != services.pipeline_plan:
             # Latency level or variants changed since the last stream: they apply from this one.
-            for pipeline in services.pipelines:
-                services.spawn(pipeline.close())
+            services.spawn(_close_pipelines(services.pipelines, services.transcoder))
             services.hls.discard_variants()
-            services.pipelines = _start_pipelines(services)
+            _start_pipelines(services)
     elif isinstance(event, StreamStopped):
         # Owncast keeps the last disconnect time across restarts.
         services.spawn(services.settings.update(last_disconnect_time=rfc3339(event.time) or ""))
@@ -283,51 +287,69 @@ def _pipeline_plan(services: Services) -> tuple[object, ...]:
     """The settings the pipelines are built from; a change rebuilds them at the next stream start."""
     settings = services.settings.current
     variants = tuple(
-        (str(v.get("name") or ""), bool(v.get("videoPassthrough"))) for v in settings.video_stream_output_variants
+        tuple(sorted((k, str(v)) for k, v in variant.items())) for variant in settings.video_stream_output_variants
     )
-    return (min(settings.video_latency_level, MAX_LATENCY_LEVEL), variants)
+    return (min(settings.video_latency_level, MAX_LATENCY_LEVEL), variants, settings.video_codec)
 
 
-def _start_pipelines(services: Services) -> list[VariantPipeline]:
-    """One pipeline per output variant (passthrough; transcoded variants come with the transcoder)."""
+def _start_pipelines(services: Services) -> None:
+    """One pipeline per output variant, in the configured order (the index is the HLS folder):
+    passthrough variants read the hub, the others are fed by one transcoder."""
+    from owncast_fast.web.routes.config import variant_name
+
     settings = services.settings.current
     services.pipeline_plan = _pipeline_plan(services)
     container = Container(services.options.hls_container)
     segment_seconds, window = LATENCY_LEVELS[min(settings.video_latency_level, MAX_LATENCY_LEVEL)]
-    variants = settings.video_stream_output_variants
-    passthrough = [v for v in variants if v.get("videoPassthrough")]
-    if not passthrough:
-        log.warning(
-            "no video passthrough variant is configured and this version cannot transcode yet: "
-            "the source stream is served unchanged as variant 0"
-        )
-        passthrough = [{"name": "Source", "videoPassthrough": True}]
+    variants = settings.video_stream_output_variants or [{"videoPassthrough": True}]
+    specs = ladder(variants, [variant_name(v) for v in variants])
     pipelines = []
-    for index, variant in enumerate(passthrough):
+    sinks = {}
+    for spec in specs:
         live = LiveVariant(
-            index,
+            spec.index,
             services.hls.store,
             container=container,
             window=window,
             target_duration=float(segment_seconds),
             part_target=services.options.hls_part_target if services.options.ll_hls else None,
-            name=str(variant.get("name") or ""),
+            name=spec.name,
         )
         services.hls.add(live)
         segmenter = Segmenter(
             container, target_duration=float(segment_seconds), part_target=services.options.hls_part_target
         )
-        pipeline = VariantPipeline(services.hub, segmenter, live)
+        pipeline = VariantPipeline(services.hub if spec.video_passthrough else None, segmenter, live)
         pipeline.start()
         pipelines.append(pipeline)
-    return pipelines
+        if not spec.video_passthrough:
+            sinks[spec.index] = pipeline.feed
+    transcoded = [spec for spec in specs if not spec.video_passthrough]
+    services.transcoder = None
+    if transcoded:
+        transcoder = Transcoder(
+            services.hub,
+            transcoded,
+            sinks,
+            codec=encoders.usable_codec(settings.video_codec),
+            segment_seconds=float(segment_seconds),
+        )
+        transcoder.start()
+        services.transcoder = transcoder
+    services.pipelines = pipelines
+
+
+async def _close_pipelines(pipelines: list[VariantPipeline], transcoder: Transcoder | None) -> None:
+    if transcoder is not None:
+        await transcoder.close()
+    for pipeline in pipelines:
+        await pipeline.close()
 
 
 async def stop_services(services: Services) -> None:
     """Close the publisher and listeners, let pending writes finish, close the store."""
     await services.ingest.close()
-    for pipeline in services.pipelines:
-        await pipeline.close()
+    await _close_pipelines(services.pipelines, services.transcoder)
     for mirror in services.hls.store.mirrors:
         if isinstance(mirror, S3Mirror):
             await mirror.aclose()

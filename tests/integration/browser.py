@@ -52,6 +52,7 @@ PLAYER_JS = """
   const clock = () => performance.now() / 1000;
   const state = {
     samples: [], events: [], errors: [], firstPlaying: null, endlistAt: null, restarts: 0, levels: [],
+    switches: [],
   };
   const video = document.createElement("video");
   video.muted = true;
@@ -80,6 +81,7 @@ PLAYER_JS = """
       state.levels.push([clock(), details.live, details.startSN, details.endSN]);
       if (!details.live && state.endlistAt === null) state.endlistAt = clock();
     });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => state.switches.push([clock(), data.level]));
     hls.loadSource(url);
     hls.attachMedia(video);
   }
@@ -96,6 +98,9 @@ PLAYER_JS = """
       attach();
     },
     currentTime() { return video.currentTime; },
+    levelCount() { return hls ? hls.levels.length : 0; },
+    // A smooth switch, as the ABR controller makes one: from the next fragment on.
+    nextLevel(level) { hls.nextLevel = level; },
   };
 })();
 """.replace("SAMPLE_INTERVAL_MS", str(SAMPLE_INTERVAL_MS))
@@ -181,6 +186,16 @@ class HlsPlayer:
 
     def current_time(self) -> float:
         return float(self.page.evaluate("() => window.player.currentTime()"))
+
+    def level_count(self) -> int:
+        return int(self.page.evaluate("() => window.player.levelCount()"))
+
+    def switch_to(self, level: int) -> None:
+        self.page.evaluate("level => window.player.nextLevel(level)", level)
+
+    def switches(self) -> list[tuple[float, int]]:
+        """(page time, level) of every LEVEL_SWITCHED event."""
+        return [(at, level) for at, level in self.page.evaluate("() => window.player.state.switches")]
 
     def wait(self, seconds: float) -> None:
         """Let the page run; the sync API only serves the page's events while it is called."""

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from owncast_fast.media.units import MS_TO_TICKS, Track
+from owncast_fast.media.hub import HubItem, TrackConfig
+from owncast_fast.media.units import MS_TO_TICKS, AccessUnit, Track
 
 
 def require_tool(name: str) -> str:
@@ -35,8 +36,12 @@ def make_flv(
     bframes: int = 2,
     video_options: tuple[str, ...] = (),
     audio_options: tuple[str, ...] = (),
+    picture_filter: str = "",
 ) -> Path:
-    """An H.264 + AAC FLV of `seconds` from ffmpeg's test sources (testsrc2 picture, sine tone)."""
+    """An H.264 + AAC FLV of `seconds` from ffmpeg's test sources (testsrc2 picture, sine tone).
+
+    `picture_filter` is appended to the picture source (e.g. `noise=alls=30:allf=t` for a picture
+    that does not compress away, so encoders reach their target bitrates)."""
     subprocess.run(
         [
             require_tool("ffmpeg"),
@@ -47,7 +52,7 @@ def make_flv(
             "-f",
             "lavfi",
             "-i",
-            f"testsrc2=size={size}:rate={rate}",
+            f"testsrc2=size={size}:rate={rate}" + (f",{picture_filter}" if picture_filter else ""),
             "-f",
             "lavfi",
             "-i",
@@ -71,6 +76,29 @@ def make_flv(
         check=True,
         timeout=120,
     )
+    return path
+
+
+def make_two_colour_flv(path: Path, *, seconds: float, gop: int, size: str = "320x240", rate: int = 30) -> Path:
+    """An H.264 + AAC FLV whose picture is known: red left half, blue right half, and a 16-pixel white
+    square moving along the bottom (so consecutive frames differ). One keyframe every `gop` frames."""
+    width, height = (int(v) for v in size.split("x"))
+    picture = (
+        f"color=c=red:s={size}:r={rate},drawbox=x={width // 2}:y=0:w={width // 2}:h={height}:color=blue:t=fill[bg];"
+        f"color=c=white:s=16x16:r={rate}[bar];"
+        f"[bg][bar]overlay=x='mod(t*240,{width})':y={height - 16}:shortest=1,format=yuv420p[v]"
+    )
+    subprocess.run(
+        [
+            require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y",
+            "-filter_complex", picture, "-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo",
+            "-map", "[v]", "-map", "0:a", "-t", str(seconds),
+            "-c:v", "libx264", "-g", str(gop), "-sc_threshold", "0", "-bf", "2",
+            "-c:a", "aac", "-f", "flv", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
     return path
 
 
@@ -175,3 +203,28 @@ def make_self_signed_cert(directory: Path) -> tuple[Path, Path]:
         timeout=60,
     )
     return cert, key
+
+
+class _ListSink:
+    def __init__(self) -> None:
+        self.items: list[HubItem] = []
+
+    def set_config(self, config: TrackConfig) -> None:
+        self.items.append(config)
+
+    def push(self, unit: AccessUnit) -> None:
+        self.items.append(unit)
+
+
+def demux_flv(path: Path) -> list[HubItem]:
+    """A file's FLV tags through our demuxer: the hub items a publisher of it would produce."""
+    from owncast_fast.ingest.rtmp.demux import FlvDemuxer
+
+    sink = _ListSink()
+    demuxer = FlvDemuxer(sink)
+    for tag in read_flv_tags(path):
+        if tag.type_id == 9:
+            demuxer.video(tag.timestamp, tag.payload)
+        elif tag.type_id == 8:
+            demuxer.audio(tag.timestamp, tag.payload)
+    return sink.items

@@ -251,6 +251,11 @@ def test_rtmps_publish(server_factory: ServerFactory, clip_4s: Path, tls_cert: t
 
     with running(copy_to(clip_4s, url, readrate=2)) as publisher:
         wait_until(lambda: online(server), "the RTMPS publisher to go live")
+        # Online comes with the publish command; the stream's metadata follows it.
+        wait_until(
+            lambda: admin_status(server)["broadcaster"]["streamDetails"]["videoCodec"] != "Unknown",
+            "the RTMPS stream's metadata",
+        )
         broadcaster = admin_status(server)["broadcaster"]
         _, stderr = publisher.communicate(timeout=30)
     assert publisher.returncode == 0, stderr

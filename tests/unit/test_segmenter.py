@@ -13,9 +13,9 @@ from pathlib import Path
 
 import av
 import pytest
-from tests.integration.media import make_flv, read_flv_tags
+from tests.integration.media import demux_flv as demux
+from tests.integration.media import make_flv
 
-from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.segmenter import (
     MAX_SEGMENT_FACTOR,
@@ -29,28 +29,6 @@ from owncast_fast.media.segmenter import (
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 NOW = 1_800_000_000.0  # wall-clock anchor handed to the segmenter
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[HubItem] = []
-
-    def set_config(self, config: TrackConfig) -> None:
-        self.items.append(config)
-
-    def push(self, unit: AccessUnit) -> None:
-        self.items.append(unit)
-
-
-def demux(path: Path) -> list[HubItem]:
-    sink = ListSink()
-    demuxer = FlvDemuxer(sink)
-    for tag in read_flv_tags(path):
-        if tag.type_id == 9:
-            demuxer.video(tag.timestamp, tag.payload)
-        elif tag.type_id == 8:
-            demuxer.audio(tag.timestamp, tag.payload)
-    return sink.items
 
 
 @pytest.fixture(scope="session")

@@ -53,7 +53,6 @@ MAX_LOGO_BYTES = 2 * 1024 * 1024  # decoded; a logo is shown at most a few hundr
 
 # Encoders this build can run. Owncast lists what its ffmpeg reports; hardware encoders arrive
 # with the transcoder, which probes for them.
-SUPPORTED_CODECS = ("libx264",)
 
 
 class ValidationError(ValueError):
@@ -341,9 +340,13 @@ def video_serving_endpoint(value: object) -> str:
 
 
 def video_codec(value: object) -> str:
+    """Only an encoder that passed its probe encode on this host (see media/encoders.py)."""
+    from owncast_fast.media.encoders import supported_video_codecs
+
     codec = _string("videoCodec", value).strip()
-    if codec not in SUPPORTED_CODECS:
-        raise ValidationError("videoCodec", f"{codec!r} is not supported (supported: {', '.join(SUPPORTED_CODECS)})")
+    supported = supported_video_codecs()
+    if codec not in supported:
+        raise ValidationError("videoCodec", f"{codec!r} is not usable on this host (usable: {', '.join(supported)})")
     return codec
 
 

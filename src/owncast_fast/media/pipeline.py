@@ -4,7 +4,7 @@ A passthrough variant takes the source's access units as they are. Each variant 
 task reading its own bounded hub queue, so a variant that falls behind loses whole GOPs (counted
 by the hub) and never slows the publisher or the other variants. Muxing is Cython and costs
 microseconds per unit, so it runs on the event loop; decoding/encoding (transcoded variants)
-will run in worker threads.
+runs in the transcoder's worker threads, which hand the encoded units back here.
 """
 
 from __future__ import annotations
@@ -16,16 +16,22 @@ import time
 from collections.abc import Callable
 
 from owncast_fast.hls.live import LiveVariant
-from owncast_fast.media.hub import Consumer, MediaHub, StreamEnd, TrackConfig
+from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, TrackConfig
 from owncast_fast.media.segmenter import Segmenter
 
 log = logging.getLogger(__name__)
 
 
 class VariantPipeline:
+    """One variant: its segmenter and live playlist state, fed on the event loop.
+
+    A passthrough variant reads its own hub consumer (`hub` given); a transcoded variant is fed
+    by the transcoder's encoder thread through `feed`, via `call_soon_threadsafe`.
+    """
+
     def __init__(
         self,
-        hub: MediaHub,
+        hub: MediaHub | None,
         segmenter: Segmenter,
         live: LiveVariant,
         *,
@@ -34,30 +40,35 @@ class VariantPipeline:
         self.hub = hub
         self.segmenter = segmenter
         self.live = live
-        self.consumer: Consumer = hub.attach(f"variant-{live.index}")
+        self.consumer: Consumer | None = hub.attach(f"variant-{live.index}") if hub is not None else None
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"variant-{self.live.index}")
+        if self.consumer is not None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"variant-{self.live.index}")
 
     async def _run(self) -> None:
         consumer = self.consumer
+        assert consumer is not None
         while True:
-            item = await consumer.get()
-            try:
-                if isinstance(item, TrackConfig):
-                    self.live.set_track(item)
-                events = self.segmenter.push(item, self._clock())
-                self.live.apply(events)
-                if isinstance(item, StreamEnd):
-                    self.live.end_stream()
-            except Exception:
-                # A unit the muxer cannot take costs that unit, never the pipeline.
-                log.exception("variant %d: dropping a unit the segmenter could not take", self.live.index)
+            self.feed(await consumer.get())
+
+    def feed(self, item: HubItem) -> None:
+        try:
+            if isinstance(item, TrackConfig):
+                self.live.set_track(item)
+            events = self.segmenter.push(item, self._clock())
+            self.live.apply(events)
+            if isinstance(item, StreamEnd):
+                self.live.end_stream()
+        except Exception:
+            # A unit the muxer cannot take costs that unit, never the pipeline.
+            log.exception("variant %d: dropping a unit the segmenter could not take", self.live.index)
 
     async def close(self) -> None:
-        self.hub.detach(self.consumer)
+        if self.hub is not None and self.consumer is not None:
+            self.hub.detach(self.consumer)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -11,7 +11,7 @@ Owncast's gauges keep their names and labels (`metrics/prometheus.go`; const lab
 Owncast's chat gauges (`owncast_instance_active_chat_client_count`, `..._total_chat_users`,
 `..._current_chat_message_count`) come from the chat's collector (`chat/metrics.py`), same registry.
 Ours are prefixed `owncast_fast_`: stream online, viewer peaks, ingest rates, hub drops per
-consumer, LL-HLS requests parked, HLS media served. The registry also carries prometheus-client's
+consumer, LL-HLS requests parked, HLS media served, event-loop lag. The registry also carries prometheus-client's
 process, platform and GC collectors (Owncast's default registry carries Go's equivalents).
 
 Values are read when scraped, on the event loop, from the live objects: nothing to keep in sync.
@@ -66,6 +66,7 @@ class Readings:
     framerate: float
     hub_drops: Sequence[HubDrops] = field(default_factory=tuple)
     viewers_refused: int = 0
+    loop_lag: Sequence[tuple[str, float]] = field(default_factory=tuple)  # (quantile, seconds), last minute
 
 
 class OwncastCollector(Collector):
@@ -123,6 +124,14 @@ class OwncastCollector(Collector):
             gops.add_metric([drops.consumer], drops.gops)
         yield units
         yield gops
+        lag = GaugeMetricFamily(
+            "owncast_fast_event_loop_lag_seconds",
+            "How late the event loop ran a 50 ms timer over the last minute (quantile 1 is the worst).",
+            labels=["quantile"],
+        )
+        for quantile, seconds in r.loop_lag:
+            lag.add_metric([quantile], seconds)
+        yield lag
         yield GaugeMetricFamily(
             "owncast_fast_hls_parked_requests",
             "LL-HLS blocking playlist reloads and early part requests waiting for media.",

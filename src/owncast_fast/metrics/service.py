@@ -17,6 +17,7 @@ block on a slow disk). `stop()` cancels the jobs, waits for pending writes and s
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ class MetricsService:
         self.logs = LogRing()
         self.prometheus = PrometheusExporter(self._readings)
         self._jobs: list[asyncio.Task[None]] = []
+        self.loop_lag = LoopLag()
         self._writes: set[asyncio.Task[None]] = set()
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -138,6 +140,7 @@ class MetricsService:
                 periods.sample_hardware, self._sample_hardware, "sample hardware", first=periods.first_hardware_sample
             ),
             self._every(periods.playback_window, self._close_playback_window, "close playback window"),
+            asyncio.create_task(self.loop_lag.run(), name="metrics: event-loop lag"),
         ]
 
     async def stop(self) -> None:
@@ -286,7 +289,35 @@ class MetricsService:
             framerate=details.measured_framerate if details else 0.0,
             hub_drops=[HubDrops(c.name, c.dropped_units, c.dropped_gops) for c in self._hub.consumers],
             viewers_refused=self.viewers.refused,
+            loop_lag=self.loop_lag.quantiles(),
         )
+
+
+class LoopLag:
+    """How late the event loop wakes a periodic timer: every request, RTMP read and segment
+    waits behind whatever holds the loop, so this is the latency the server adds under load."""
+
+    def __init__(self, interval: float = 0.05, window: float = 60.0) -> None:
+        self.interval = interval
+        self.samples: collections.deque[float] = collections.deque(maxlen=int(window / interval))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(self.interval)
+            self.samples.append(max(0.0, loop.time() - before - self.interval))
+
+    def quantiles(self) -> list[tuple[str, float]]:
+        ordered = sorted(self.samples)
+        if not ordered:
+            return []
+        last = len(ordered) - 1
+        return [
+            ("0.5", ordered[min(last, len(ordered) // 2)]),
+            ("0.99", ordered[min(last, int(len(ordered) * 0.99))]),
+            ("1", ordered[last]),
+        ]
 
 
 def _segment_seconds(latency_level: int) -> int:

@@ -36,6 +36,7 @@ from robyn import Request, Response, SubRouter
 
 from owncast_fast.config import validation
 from owncast_fast.lifecycle import Services, ServicesHolder
+from owncast_fast.media.encoders import supported_video_codecs
 from owncast_fast.security import hash_password
 from owncast_fast.web.auth import admin_only
 from owncast_fast.web.responses import api_response, json_response, preflight, read_json
@@ -321,7 +322,7 @@ def server_config_body(services: Services) -> dict[str, Any]:
             },
             # Owncast lists the encoders its ffmpeg offers; hardware encoders are probed by the
             # transcoder when it lands, so for now only the software H.264 encoder is offered.
-            "supportedCodecs": list(validation.SUPPORTED_CODECS),
+            "supportedCodecs": list(supported_video_codecs()),
             "externalActions": s.external_actions,
             "forbiddenUsernames": s.blocked_usernames,
             "suggestedUsernames": s.suggested_usernames,

@@ -1,0 +1,350 @@
+"""Thumbnail and preview stills: which units make a still, the images themselves, and the maker.
+
+The source is an ffmpeg-made FLV read through the real demuxer (so units and configurations are
+what a publisher sends) showing a picture we know: red left half, blue right half. The images are
+decoded again with PyAV and their pixels compared with that picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import pytest
+from tests.integration.media import make_two_colour_flv, read_flv_tags, require_tool
+
+from owncast_fast.ingest.rtmp.demux import FlvDemuxer
+from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
+from owncast_fast.media.stills import (
+    StillError,
+    StillJob,
+    StillMaker,
+    StillPlanner,
+    make_stills,
+    write_atomically,
+)
+from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
+
+RED, BLUE = (255, 0, 0), (0, 0, 255)
+WAIT_LIMIT = 20.0  # seconds a maker test waits for a file or a counter
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.items: list[HubItem] = []
+
+    def set_config(self, config: TrackConfig) -> None:
+        self.items.append(config)
+
+    def push(self, unit: AccessUnit) -> None:
+        self.items.append(unit)
+
+
+def make_source(path: Path, *, seconds: float, gop: int, size: str = "320x240") -> list[HubItem]:
+    """Demuxed hub items of a two-colour FLV: red on the left, blue on the right, a moving white square."""
+    make_two_colour_flv(path, seconds=seconds, gop=gop, size=size)
+    sink = ListSink()
+    demuxer = FlvDemuxer(sink)
+    for tag in read_flv_tags(path):
+        if tag.type_id == 9:
+            demuxer.video(tag.timestamp, tag.payload)
+        elif tag.type_id == 8:
+            demuxer.audio(tag.timestamp, tag.payload)
+    return sink.items
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> list[HubItem]:
+    # 6 s, a keyframe every second.
+    return make_source(tmp_path_factory.mktemp("stills") / "src.flv", seconds=6, gop=30)
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory: pytest.TempPathFactory) -> list[HubItem]:
+    # 30 s with one keyframe every 10 s: a GOP far longer than the preview.
+    return make_source(tmp_path_factory.mktemp("stills") / "long.flv", seconds=30, gop=300, size="160x120")
+
+
+def video_config(items: list[HubItem]) -> TrackConfig:
+    return next(i for i in items if isinstance(i, TrackConfig) and i.track is Track.VIDEO)
+
+
+def video_units(items: list[HubItem]) -> list[AccessUnit]:
+    return [i for i in items if isinstance(i, AccessUnit) and i.track is Track.VIDEO]
+
+
+def plan(planner: StillPlanner, items: list[HubItem]) -> list[StillJob]:
+    jobs = []
+    for item in [StreamStart(), *items]:
+        job = planner.push(item)
+        if job is not None:
+            jobs.append(job)
+    return jobs
+
+
+def rgb_at(image: av.VideoFrame, x: int, y: int) -> tuple[int, int, int]:
+    plane = image.reformat(format="rgb24").planes[0]
+    offset = y * plane.line_size + x * 3
+    pixel = bytes(plane)[offset : offset + 3]
+    return pixel[0], pixel[1], pixel[2]
+
+
+def assert_close(actual: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 40) -> None:
+    assert all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)), (actual, expected)
+
+
+def decode_all(data: bytes) -> list[av.VideoFrame]:
+    with av.open(io.BytesIO(data)) as container:
+        return list(container.decode(video=0))
+
+
+# -- planner ----------------------------------------------------------------------------------
+
+
+def test_first_still_about_a_second_after_the_first_keyframe_then_every_interval(source: list[HubItem]) -> None:
+    jobs = plan(StillPlanner(interval=2.0), source)
+    starts = [job.units[0].dts / TIMESCALE for job in jobs]
+    units = video_units(source)
+    first_keyframe = next(u for u in units if u.keyframe).dts / TIMESCALE
+    assert starts[0] == pytest.approx(first_keyframe, abs=1e-3)
+    # One keyframe a second: a still every 2 s of media time, from a keyframe each time.
+    assert [round(s - starts[0]) for s in starts] == [0, 2, 4]
+    for job in jobs:
+        assert job.units[0].keyframe and job.config == video_config(source)
+        span = (job.units[-1].dts - job.units[0].dts) / TIMESCALE
+        assert 0.9 <= span < 1.0  # about a second: the preview's length, no more
+        assert all(u.track is Track.VIDEO for u in job.units)
+
+
+def test_window_stays_bounded_under_a_long_gop(long_gop: list[HubItem]) -> None:
+    planner = StillPlanner(interval=20.0)
+    peak_units = peak_bytes = 0
+    jobs = []
+    for item in [StreamStart(), *long_gop]:
+        job = planner.push(item)
+        jobs += [job] if job is not None else []
+        peak_units = max(peak_units, planner.window_units)
+        peak_bytes = max(peak_bytes, planner.window_bytes)
+    assert peak_units == 30  # one second at 30 fps, although each GOP lasts 10 s
+    assert [round(job.units[0].dts / TIMESCALE) for job in jobs] == [0, 20]
+    # Tighter bounds than the second of video: the window stops at the bound.
+    tight = StillPlanner(interval=20.0, max_units=5, max_bytes=10**9)
+    assert all(len(job.units) == 5 for job in plan(tight, long_gop))
+    biggest = max(len(u.data) for u in video_units(long_gop))
+    by_bytes = StillPlanner(interval=20.0, max_bytes=2 * biggest)
+    for job in plan(by_bytes, long_gop):
+        assert sum(len(u.data) for u in job.units) <= 2 * biggest
+
+
+def test_busy_worker_skips_the_round(source: list[HubItem]) -> None:
+    planner = StillPlanner(interval=2.0)
+    jobs = []
+    for item in [StreamStart(), *source]:
+        job = planner.push(item, busy=len(jobs) == 1)  # the first still never finishes
+        jobs += [job] if job is not None else []
+    assert len(jobs) == 1 and planner.skipped_rounds == 2
+
+
+def test_stream_boundaries_reset_the_schedule(source: list[HubItem]) -> None:
+    planner = StillPlanner(interval=60.0)
+    first = plan(planner, source)
+    assert len(first) == 1 and first[0].stream == 1
+    assert planner.push(StreamEnd("gone")) is None and planner.window_units == 0
+    again = plan(planner, source)  # same timestamps again: a new stream, a still soon
+    assert len(again) == 1 and again[0].stream == 2
+
+
+def test_timeline_going_back_makes_a_still_due(source: list[HubItem]) -> None:
+    planner = StillPlanner(interval=60.0)
+    late = [i for i in source if not isinstance(i, AccessUnit) or i.dts >= 3 * TIMESCALE]
+    assert [round(job.units[0].dts / TIMESCALE) for job in plan(planner, late)] == [3]
+    # No StreamStart: the publisher's clock restarted within the stream, from 0.
+    again = [planner.push(item) for item in source if isinstance(item, AccessUnit)]
+    assert [round(job.units[0].dts / TIMESCALE) for job in again if job is not None] == [0]
+
+
+def test_no_stills_without_a_decodable_video_track(source: list[HubItem]) -> None:
+    audio_only = [i for i in source if not (isinstance(i, AccessUnit | TrackConfig) and i.track is Track.VIDEO)]
+    assert plan(StillPlanner(interval=1.0), audio_only) == []
+    av1 = [dataclasses.replace(i, codec="av01") if isinstance(i, TrackConfig) else i for i in source]
+    planner = StillPlanner(interval=1.0)
+    assert plan(planner, av1) == [] and planner.unsupported == "av01"
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="interval and preview_seconds must be positive"):
+        StillPlanner(interval=0)
+
+
+# -- images -----------------------------------------------------------------------------------
+
+
+def test_thumbnail_is_a_jpeg_of_the_live_picture(source: list[HubItem]) -> None:
+    stills = make_stills(plan(StillPlanner(interval=2.0), source)[1])
+    assert stills.jpeg[:3] == b"\xff\xd8\xff" and stills.jpeg[-2:] == b"\xff\xd9"
+    (picture,) = decode_all(stills.jpeg)
+    assert (picture.width, picture.height) == (320, 240)
+    assert_close(rgb_at(picture, 40, 60), RED)
+    assert_close(rgb_at(picture, 280, 60), BLUE)
+
+
+@pytest.mark.parametrize("palette", [True, False])
+def test_preview_is_an_animated_gif_of_the_live_picture(source: list[HubItem], palette: bool) -> None:
+    stills = make_stills(plan(StillPlanner(interval=2.0), source)[0], palette=palette)
+    assert stills.gif[:6] == b"GIF89a"
+    frames = decode_all(stills.gif)
+    assert 7 <= len(frames) <= 8  # 1 s at 8 fps
+    assert all((f.width, f.height) == (480, 360) for f in frames)
+    assert_close(rgb_at(frames[0], 60, 90), RED, tolerance=60)
+    assert_close(rgb_at(frames[0], 420, 90), BLUE, tolerance=60)
+    # The white bar moves: the frames differ.
+    assert len({bytes(f.reformat(format="rgb24").planes[0]) for f in frames}) == len(frames)
+
+
+def test_thumbnail_width_is_capped(tmp_path: Path) -> None:
+    wide = make_source(tmp_path / "wide.flv", seconds=1.2, gop=30, size="1920x1080")
+    job = plan(StillPlanner(interval=2.0), wide)[0]
+    (picture,) = decode_all(make_stills(job).jpeg)
+    assert (picture.width, picture.height) == (1280, 720)
+
+
+def test_a_corrupt_unit_costs_frames_not_the_still(source: list[HubItem]) -> None:
+    job = plan(StillPlanner(interval=2.0), source)[0]
+    broken = list(job.units)
+    broken[5] = dataclasses.replace(broken[5], data=b"\x00\x00\x00\x05\xff\xff\xff\xff\xff")
+    stills = make_stills(dataclasses.replace(job, units=tuple(broken)))
+    assert_close(rgb_at(decode_all(stills.jpeg)[0], 40, 60), RED)
+
+
+def test_an_undecodable_keyframe_is_a_still_error(source: list[HubItem]) -> None:
+    job = plan(StillPlanner(interval=2.0), source)[0]
+    garbage = tuple(dataclasses.replace(u, data=b"\x00\x00\x00\x04\x65\x00\x00\x00") for u in job.units[:1])
+    with pytest.raises(StillError, match=r"^no picture decoded from 1 units \(\d failed to decode\)$"):
+        make_stills(dataclasses.replace(job, units=garbage))
+
+
+def test_write_atomically_replaces_whole_files(tmp_path: Path) -> None:
+    target = tmp_path / "thumbnail.jpg"
+    write_atomically(target, b"one")
+    write_atomically(target, b"two")
+    assert target.read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thumbnail.jpg"]
+
+
+# -- the maker on a hub -----------------------------------------------------------------------
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll the maker's files and counters, which have no event to wait on (bounded: WAIT_LIMIT)."""
+    async with asyncio.timeout(WAIT_LIMIT):
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def publish(hub: MediaHub, items: list[HubItem], maker: StillMaker) -> None:
+    """Push like the demuxer does. Faster than real time, but a unit waits for a still being made,
+    as a real second between two units would (a still takes a fraction of one)."""
+    hub.start()
+    for item in items:
+        if isinstance(item, TrackConfig):
+            hub.set_config(item)
+        elif isinstance(item, AccessUnit):
+            hub.push(item)
+            await asyncio.sleep(0)
+            while maker.busy:  # noqa: ASYNC110 (the worker thread's future has no event)
+                await asyncio.sleep(0.005)
+
+
+def test_maker_writes_stills_and_reverts_at_stream_end(source: list[HubItem], tmp_path: Path) -> None:
+    asyncio.run(maker_writes_stills_and_reverts(source, tmp_path))
+
+
+async def maker_writes_stills_and_reverts(source: list[HubItem], tmp_path: Path) -> None:
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    (directory / "thumbnail.jpg").write_bytes(b"left over from the last run")
+    hub = MediaHub()
+    maker = StillMaker(hub, directory, interval=2.0)
+    maker.start()
+    try:
+        await wait_for(lambda: not maker.thumbnail_path.exists())  # the server starts offline
+        await publish(hub, source, maker)
+        await wait_for(lambda: maker.made >= 1)
+        assert maker.failures == 0
+        (picture,) = decode_all(maker.thumbnail_path.read_bytes())
+        assert_close(rgb_at(picture, 280, 60), BLUE)
+        assert len(decode_all(maker.preview_path.read_bytes())) >= 7
+        assert sorted(p.name for p in directory.iterdir()) == ["preview.gif", "thumbnail.jpg"]
+        hub.end("publisher left")
+        await wait_for(lambda: not maker.thumbnail_path.exists() and not maker.preview_path.exists())
+    finally:
+        await maker.close()
+    assert maker.consumer not in hub.consumers
+
+
+def test_maker_survives_failures_and_logs_once_per_stream(
+    source: list[HubItem], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    maker = asyncio.run(maker_with_failures(source, tmp_path))
+    assert maker.failures == 6 and maker.skipped_rounds == 0  # stills at 0, 1 and 2 s, twice
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "owncast_fast.media.stills"]
+    assert len(warnings) == 2
+    assert warnings[0].getMessage().startswith("stills: could not make a thumbnail (no picture decoded from")
+
+
+async def maker_with_failures(source: list[HubItem], tmp_path: Path) -> StillMaker:
+    # Every keyframe of the first 3 s is garbage: those stills fail, the later ones work.
+    def spoil(item: HubItem) -> HubItem:
+        if isinstance(item, AccessUnit) and item.track is Track.VIDEO and item.keyframe and item.dts < 3 * TIMESCALE:
+            return dataclasses.replace(item, data=b"\x00\x00\x00\x04\x65\x00\x00\x00")
+        return item
+
+    hub = MediaHub()
+    maker = StillMaker(hub, tmp_path, interval=1.0)
+    maker.start()
+    try:
+        for _ in range(2):  # two streams: one warning each
+            await publish(hub, [spoil(item) for item in source], maker)
+            await wait_for(lambda: maker.made >= 1)
+            hub.end("publisher left")
+            await wait_for(lambda: not maker.thumbnail_path.exists())
+            maker.made = 0
+    finally:
+        await maker.close()
+    return maker
+
+
+def test_hevc_sources_make_stills_too(tmp_path: Path) -> None:
+    """H.265 from an MP4 (hvcC record + length-prefixed NAL units, as Enhanced RTMP carries them)."""
+    path = tmp_path / "hevc.mp4"
+    subprocess.run(
+        [
+            require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi",
+            "-i", "color=c=blue:s=320x240:r=30", "-t", "1.2", "-c:v", "libx265", "-x265-params", "log-level=error",
+            "-tag:v", "hvc1", str(path),
+        ],
+        check=True,
+        timeout=120,
+    )  # fmt: skip
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        record = bytes(stream.codec_context.extradata or b"")
+        scale = stream.time_base * TIMESCALE
+        units = tuple(
+            AccessUnit(Track.VIDEO, int(p.dts * scale), int(p.pts * scale), p.is_keyframe, bytes(p))
+            for p in container.demux(stream)
+            if p.size and p.dts is not None and p.pts is not None
+        )
+    config = TrackConfig(Track.VIDEO, "hvc1", "hvc1", record, width=320, height=240)
+    planner = StillPlanner(interval=20.0)
+    jobs = [job for job in (planner.push(item) for item in [StreamStart(), config, *units]) if job is not None]
+    assert len(jobs) == 1
+    stills = make_stills(jobs[0])
+    (picture,) = decode_all(stills.jpeg)
+    assert_close(rgb_at(picture, 160, 120), BLUE)
+    assert len(decode_all(stills.gif)) >= 7
