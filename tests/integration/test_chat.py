@@ -376,3 +376,41 @@ def test_prometheus_has_owncasts_chat_gauges(server: ServerProcess) -> None:
         await socket.close()
 
     asyncio.run(scenario())
+
+
+def test_a_flood_from_many_sockets_of_one_address_is_contained(server: ServerProcess) -> None:
+    """50 sockets from one address each send 20 messages at once: each gets one message through
+    and one flood notice, a bystander gets exactly those 50 messages, and the server stays up."""
+    flooder = register(server.base_url, "flooder")
+    bystander = register(server.base_url, "bystander")
+
+    async def scenario() -> None:
+        watcher = await ChatSocket.open(server.web_port, bystander["accessToken"])
+        await watcher.next()
+        sockets = [await ChatSocket.open(server.web_port, flooder["accessToken"]) for _ in range(50)]
+        for socket in sockets:
+            await socket.next()
+        await asyncio.gather(
+            *(
+                socket.socket.send(json.dumps({"type": "CHAT", "body": f"spam {i}"}))
+                for socket in sockets
+                for i in range(20)
+            )
+        )
+        seen = 0
+        while not await watcher.nothing_for(1.5):
+            if (await watcher.next()).get("type") == "CHAT":
+                seen += 1
+        assert seen == 50
+        for socket in sockets:
+            notices = [event for event in socket.pending if event.get("type") == "CHAT_ACTION"]
+            while not await socket.nothing_for(0.05):
+                event = await socket.next()
+                if event.get("type") == "CHAT_ACTION":
+                    notices.append(event)
+            assert len(notices) == 1 and "perceived flooding" in notices[0]["body"]
+            await socket.close()
+        await watcher.close()
+
+    asyncio.run(scenario())
+    assert server.get("/api/status")["online"] is False  # type: ignore[index]
