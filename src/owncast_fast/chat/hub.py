@@ -3,15 +3,16 @@
 Theory of operation. Each websocket that passed the checks is a `ChatClient` with a per-process
 sequential id (Owncast's `clientId`, from 0). The hub knows which clients each user has, keeps
 Owncast's part timers (a user's last client leaving starts a 10-second timer; coming back before it
-fires is the same session: no part and no join), and queues outbound events. Lines queued before
-the adapter flushes go out as ONE text frame joined by newlines, as Owncast's writer does; a
-client whose private queue passes 256 lines is a slow consumer and is dropped. Broadcast lines are
-queued once for everybody (the adapter hands them to Robyn's Rust fan-out).
+fires is the same session: no part and no join), and queues outbound events in one sequence, so
+everybody sees them in the order they happened. A flush cuts the sequence into frames: consecutive
+lines for the same target (one client, or everybody) go out as ONE text frame joined by newlines, as
+Owncast's writer does. A client with 256 private lines waiting is a slow consumer and is dropped.
+Broadcast lines are queued once for everybody (the adapter hands them to Robyn's Rust fan-out).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from owncast_fast.chat.ratelimit import RateLimiter
@@ -31,15 +32,14 @@ class ChatClient:
     user_agent: str
     limiter: RateLimiter
     message_count: int = 0
-    outbound: list[str] = field(default_factory=list)
+    queued: int = 0  # private lines waiting for the next flush
 
 
 @dataclass(slots=True)
 class Outbound:
-    """What one flush sends: private frames first (in queue order), then one broadcast frame."""
+    """What one flush sends, in order: (connection, frame) for one client, (None, frame) for everybody."""
 
-    private: list[tuple[str, str]]
-    broadcast: str | None
+    frames: list[tuple[str | None, str]]
     slow: list[ChatClient]
 
 
@@ -50,8 +50,7 @@ class ChatHub:
         self._by_user: dict[str, list[ChatClient]] = {}
         self._part_deadlines: dict[str, tuple[float, ChatClient]] = {}
         self._next_id = 0
-        self._broadcast: list[str] = []
-        self._dirty: list[ChatClient] = []
+        self._queue: list[tuple[ChatClient | None, str]] = []  # None: everybody
         self._slow: list[ChatClient] = []
 
     def __len__(self) -> int:
@@ -109,30 +108,33 @@ class ChatHub:
     def send(self, client: ChatClient, line: str) -> None:
         if client.connection not in self._by_connection:
             return
-        if len(client.outbound) >= MAX_QUEUED_LINES:
+        if client.queued >= MAX_QUEUED_LINES:
             if client not in self._slow:
                 self._slow.append(client)
             return
-        if not client.outbound:
-            self._dirty.append(client)
-        client.outbound.append(line)
+        client.queued += 1
+        self._queue.append((client, line))
 
     def broadcast(self, line: str) -> None:
-        self._broadcast.append(line)
+        self._queue.append((None, line))
 
     @property
     def has_outbound(self) -> bool:
-        return bool(self._broadcast or self._dirty or self._slow)
+        return bool(self._queue or self._slow)
 
     def drain(self) -> Outbound:
-        private = []
-        for client in self._dirty:
-            if client.outbound:
-                private.append((client.connection, "\n".join(client.outbound)))
-                client.outbound.clear()
-        broadcast = "\n".join(self._broadcast) if self._broadcast else None
-        outbound = Outbound(private, broadcast, self._slow)
-        self._dirty = []
-        self._broadcast = []
+        runs: list[tuple[ChatClient | None, list[str]]] = []
+        for target, line in self._queue:
+            if target is not None:
+                target.queued = 0
+                if self._by_connection.get(target.connection) is not target:
+                    continue  # gone since the line was queued
+            if runs and runs[-1][0] is target:
+                runs[-1][1].append(line)
+            else:
+                runs.append((target, [line]))
+        frames = [(None if target is None else target.connection, "\n".join(lines)) for target, lines in runs]
+        outbound = Outbound(frames, self._slow)
+        self._queue = []
         self._slow = []
         return outbound

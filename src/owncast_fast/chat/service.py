@@ -293,10 +293,11 @@ class ChatService:
         transport = self.transport
         if transport is None:
             return
-        for connection, text in outbound.private:
-            transport.send(connection, text)
-        if outbound.broadcast is not None:
-            transport.broadcast(outbound.broadcast)
+        for connection, text in outbound.frames:
+            if connection is None:
+                transport.broadcast(text)
+            else:
+                transport.send(connection, text)
         for client in outbound.slow:
             log.info("chat client %d is not reading (256 events queued): disconnecting it", client.id)
             transport.close(client.connection)

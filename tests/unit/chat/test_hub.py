@@ -42,19 +42,36 @@ def test_join_only_for_a_users_first_client_and_reconnects_within_10_s_are_one_s
     assert add(hub, "d", "u1", now=40.0) is True
 
 
-def test_queued_lines_go_out_as_one_frame_per_client_and_one_broadcast() -> None:
+def test_queued_lines_keep_their_order_and_runs_share_a_frame() -> None:
+    hub = ChatHub()
+    add(hub, "a", "u1")
+    add(hub, "b", "u2")
+    a, b = hub.by_connection("a"), hub.by_connection("b")
+    assert a is not None and b is not None
+    hub.send(a, '{"n":1}')
+    hub.send(a, '{"n":2}')
+    hub.broadcast('{"b":1}')
+    hub.broadcast('{"b":2}')
+    hub.send(b, '{"n":3}')
+    hub.send(a, '{"n":4}')
+    out = hub.drain()
+    assert out.frames == [
+        ("a", '{"n":1}\n{"n":2}'),
+        (None, '{"b":1}\n{"b":2}'),
+        ("b", '{"n":3}'),
+        ("a", '{"n":4}'),
+    ]
+    assert not hub.has_outbound
+
+
+def test_lines_for_a_client_that_left_are_dropped() -> None:
     hub = ChatHub()
     add(hub, "a", "u1")
     client = hub.by_connection("a")
     assert client is not None
-    hub.send(client, '{"n":1}')
-    hub.send(client, '{"n":2}')
-    hub.broadcast('{"b":1}')
-    hub.broadcast('{"b":2}')
-    out = hub.drain()
-    assert out.private == [("a", '{"n":1}\n{"n":2}')]
-    assert out.broadcast == '{"b":1}\n{"b":2}'
-    assert not hub.has_outbound
+    hub.send(client, "x")
+    hub.remove("a", now=0.0)
+    assert hub.drain().frames == []
 
 
 def test_a_client_whose_queue_is_full_is_reported_slow() -> None:
@@ -66,4 +83,4 @@ def test_a_client_whose_queue_is_full_is_reported_slow() -> None:
         hub.send(client, str(index))
     out = hub.drain()
     assert out.slow == [client]
-    assert out.private[0][1].count("\n") == MAX_QUEUED_LINES - 1
+    assert out.frames[0][1].count("\n") == MAX_QUEUED_LINES - 1
