@@ -13,6 +13,7 @@ import base64
 import binascii
 import inspect
 import ipaddress
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -26,6 +27,8 @@ from owncast_fast.lifecycle import ServicesHolder
 from owncast_fast.store.base import ChatUser
 from owncast_fast.web.auth import admin_only
 from owncast_fast.web.responses import CORS_ANY, api_response, json_response, preflight, read_json
+
+log = logging.getLogger(__name__)
 
 REGISTER_BODY_LIMIT = 4096  # {"displayName": ...}: a name is at most 30 code points once cleaned
 EMOJI_BODY_LIMIT = 2 * 1024 * 1024  # base64 of the 1 MiB image cap, with room for a data: prefix
@@ -390,7 +393,12 @@ def router(holder: ServicesHolder) -> SubRouter:
             if client is None:
                 return
             while (frame := await channel.receive()) is not None:
-                await service.receive(connection, frame)
+                try:
+                    await service.receive(connection, frame)
+                except Exception:
+                    # One frame that fails (a store error on a rename, say) must not leave the
+                    # socket open without a reader: log it and go on with the next frame.
+                    log.exception("chat frame from connection %s failed", connection)
         finally:
             closed(connection)
 
