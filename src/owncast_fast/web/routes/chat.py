@@ -389,7 +389,12 @@ def router(holder: ServicesHolder) -> SubRouter:
         connection = connector.id
         transport.add(connection, connector)
         try:
-            client = await service.connect(connection, connector.query_params.get("accessToken", None))
+            try:
+                client = await service.connect(connection, connector.query_params.get("accessToken", None))
+            except Exception:
+                log.exception("chat connect of connection %s failed: closing it", connection)
+                transport.close(connection)
+                return
             if client is None:
                 return
             while (frame := await channel.receive()) is not None:
