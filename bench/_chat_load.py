@@ -13,6 +13,11 @@ document on stdout.
         unmasked text, so message stamps are found in the raw bytes and deduplicated by sequence
         number), cheap enough that 5,000 sockets in a few processes do not fall behind on 2 cores.
         Output adds "gaps": messages missing between two received ones.
+    python _chat_load.py listen-lazy PORT TOKEN COUNT
+        listen-raw where only the sampled sockets (every 10th) read while messages flow; the others
+        stop reading after their first frame and read everything at the stop time (the kernel holds
+        it meanwhile), so the clients' CPU does not compete with the server's on a small machine.
+        Completeness is still counted on every socket.
     python _chat_load.py talk PORT TOKEN RATE
         one moderator socket (not rate-limited) posting RATE messages a second until GRACE_S before
         the stop time, each body "<seq> <monotonic send time>". Output: {"sent": N}
@@ -105,9 +110,11 @@ TAIL = 64  # bytes kept from the previous read: a stamp split between two reads 
 
 
 class RawListener(asyncio.Protocol):
-    def __init__(self, request: bytes, keep: bool, latencies: list[float]) -> None:
+    def __init__(self, request: bytes, keep: bool, latencies: list[float], lazy: bool = False) -> None:
         self.request = request
         self.keep = keep
+        self.lazy = lazy and not keep
+        self.last_data = 0.0
         self.latencies = latencies
         self.head = b""
         self.tail = b""
@@ -133,8 +140,11 @@ class RawListener(asyncio.Protocol):
             data = self.head.split(b"\r\n\r\n", 1)[1]
             if not data:
                 return
+        self.last_data = now
         if not self.ready.done():
             self.ready.set_result(None)  # the first frame: CONNECTED_USER_INFO
+            if self.lazy and self.transport is not None:
+                self.transport.pause_reading()
         text = self.tail + data
         for match in RAW_STAMP.finditer(text):
             sequence = int(match.group(1))
@@ -151,7 +161,7 @@ class RawListener(asyncio.Protocol):
             self.ready.set_exception(ConnectionError("closed before the first frame"))
 
 
-async def listen_raw(port: int, token: str, count: int) -> dict[str, Any]:
+async def listen_raw(port: int, token: str, count: int, lazy: bool = False) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     request = (
         f"GET /ws?accessToken={token} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
@@ -163,7 +173,7 @@ async def listen_raw(port: int, token: str, count: int) -> dict[str, Any]:
     async def one(index: int) -> RawListener:
         async with limit:
             _, listener = await loop.create_connection(
-                lambda: RawListener(request, index % 10 == 0, latencies), HOST, port
+                lambda: RawListener(request, index % 10 == 0, latencies, lazy), HOST, port
             )
             await asyncio.wait_for(listener.ready, 60)
             return listener
@@ -171,6 +181,15 @@ async def listen_raw(port: int, token: str, count: int) -> dict[str, Any]:
     listeners = list(await asyncio.gather(*(one(index) for index in range(count))))
     deadline = await stop_time()
     await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+    if lazy:
+        for listener in listeners:
+            if listener.transport is not None:
+                listener.transport.resume_reading()
+        resumed = time.monotonic()
+        for _ in range(600):  # read until a second passes without data (at most 2 minutes)
+            await asyncio.sleep(0.2)
+            if time.monotonic() - max(resumed, *(listener.last_data for listener in listeners)) >= 1.0:
+                break
     for listener in listeners:
         if listener.transport is not None:
             listener.transport.abort()
@@ -258,8 +277,8 @@ def main(argv: list[str]) -> None:
     command, port = argv[0], int(argv[1])
     if command == "listen":
         result = listen(port, argv[2], int(argv[3]))
-    elif command == "listen-raw":
-        result = listen_raw(port, argv[2], int(argv[3]))
+    elif command in ("listen-raw", "listen-lazy"):
+        result = listen_raw(port, argv[2], int(argv[3]), lazy=command == "listen-lazy")
     elif command == "talk":
         result = talk(port, argv[2], float(argv[3]))
     elif command == "idle":

@@ -58,8 +58,10 @@ def _setting(name: str, full: int, quick: int) -> int:
 
 
 LISTENERS = _setting("LISTENERS", 5000, 500)
-# `listen-raw` (default): a minimal client that keeps up with 5,000 sockets on 2 cores; `listen`:
-# the websockets library, which decodes every frame and falls behind from a few hundred sockets here.
+# `listen-raw` (default): a minimal client, every socket reading as messages arrive; `listen-lazy`:
+# only every 10th socket (the sampled ones) reads while messages flow, the rest read at the end, so
+# the clients cost the server's cores little; `listen`: the websockets library, which decodes every
+# frame and falls behind from a few hundred sockets on 2 cores.
 LISTEN_MODE = os.environ.get("OWNCAST_FAST_BENCH_CHAT_CLIENT", "listen-raw")
 LISTENER_PROCESSES = _setting("PROCESSES", 4, 2)
 RATE = 20
