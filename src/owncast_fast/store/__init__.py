@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from owncast_fast.store.base import (
     ChatMessageRow,
+    ChatRelay,
     ChatRepository,
     ChatUser,
     ConfigRepository,
@@ -21,6 +22,7 @@ from owncast_fast.store.base import (
 
 __all__ = [
     "ChatMessageRow",
+    "ChatRelay",
     "ChatRepository",
     "ChatUser",
     "ConfigRepository",

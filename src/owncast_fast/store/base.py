@@ -7,7 +7,7 @@ Two backends implement them: SQLite (`store/sqlite/`, the single-node default) a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -188,6 +188,26 @@ class ChatRepository(Protocol):
         ...
 
 
+class ChatRelay(Protocol):
+    """Chat fan-out between the nodes that share this store.
+
+    PostgreSQL relays through LISTEN/NOTIFY (payloads under 8,000 bytes, delivered to every
+    listening node, the sender included, in commit order); a SQLite store has one node, so its
+    relay is not `shared` and delivers nothing.
+    """
+
+    @property
+    def shared(self) -> bool: ...
+
+    async def start(self, receive: Callable[[str], None]) -> None:
+        """Start listening; `receive` is called on the event loop with each payload."""
+        ...
+
+    async def publish(self, payload: str) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Store(Protocol):
     """An open database: its repositories, and what an operator needs to know about it."""
 
@@ -196,6 +216,9 @@ class Store(Protocol):
 
     @property
     def chat(self) -> ChatRepository: ...
+
+    @property
+    def chat_relay(self) -> ChatRelay: ...
 
     @property
     def time_series(self) -> TimeSeriesRepository: ...

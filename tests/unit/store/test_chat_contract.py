@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from owncast_fast.store import ChatMessageRow, ChatUser, IpBan, Store
+from owncast_fast.store import ChatMessageRow, ChatUser, IpBan, Store, open_store
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
 
@@ -139,3 +139,32 @@ def test_ip_bans(store: Store, runner: asyncio.Runner) -> None:
 def test_naive_times_are_refused(store: Store, runner: asyncio.Runner) -> None:
     with pytest.raises(ValueError, match="has no timezone"):
         runner.run(store.chat.create_user(user("u1", "alice", created_at=datetime(2026, 1, 1)), "t1"))
+
+
+def test_relay_reaches_every_node_sharing_the_store(database: str, runner: asyncio.Runner) -> None:
+    async def scenario() -> tuple[bool, list[str], list[str]]:
+        first, second = await open_store(database), await open_store(database)
+        got_first: list[str] = []
+        got_second: list[str] = []
+        try:
+            await first.chat_relay.start(got_first.append)
+            await second.chat_relay.start(got_second.append)
+            await first.chat_relay.publish('{"n":"a","b":"one"}')
+            await first.chat_relay.publish('{"n":"a","b":"two"}')
+            for _ in range(50):
+                if len(got_second) == 2 or not first.chat_relay.shared:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await first.chat_relay.stop()
+            await second.chat_relay.stop()
+            await first.close()
+            await second.close()
+        return first.chat_relay.shared, got_first, got_second
+
+    shared, got_first, got_second = runner.run(scenario())
+    if shared:  # PostgreSQL: every listening node, the sender included, in order
+        assert got_second == ['{"n":"a","b":"one"}', '{"n":"a","b":"two"}']
+        assert got_first == got_second
+    else:  # SQLite: one node, nothing to relay
+        assert got_first == got_second == []

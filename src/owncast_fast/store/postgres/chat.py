@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -209,3 +209,36 @@ class PostgresChatRepository:
     async def counts(self) -> tuple[int, int]:
         row = await self._pool.fetchrow("SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages)")
         return int(row[0]), int(row[1])
+
+
+RELAY_CHANNEL = "owncast_fast_chat"
+
+
+class PostgresChatRelay:
+    """LISTEN/NOTIFY on one channel; the listening connection is held out of the pool while started."""
+
+    shared = True
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._connection: Any = None
+        self._listener: Callable[..., None] | None = None
+
+    async def start(self, receive: Callable[[str], None]) -> None:
+        def listener(connection: Any, pid: int, channel: str, payload: str) -> None:
+            receive(payload)
+
+        self._connection = await self._pool.acquire()
+        self._listener = listener
+        await self._connection.add_listener(RELAY_CHANNEL, listener)
+
+    async def publish(self, payload: str) -> None:
+        await self._pool.execute("SELECT pg_notify($1, $2)", RELAY_CHANNEL, payload)
+
+    async def stop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._listener is not None:
+            await connection.remove_listener(RELAY_CHANNEL, self._listener)
+        await self._pool.release(connection)

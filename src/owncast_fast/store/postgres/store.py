@@ -19,7 +19,7 @@ import asyncpg
 from owncast_fast.store.base import StoreError
 from owncast_fast.store.codec import decode_value, encode_value
 from owncast_fast.store.migrations import Migration, load_migrations, refuse_newer
-from owncast_fast.store.postgres.chat import PostgresChatRepository
+from owncast_fast.store.postgres.chat import PostgresChatRelay, PostgresChatRepository
 from owncast_fast.store.postgres.time_series import PostgresTimeSeriesRepository
 
 # A server that accepts the TCP connection but never answers (a stuck proxy, a paused VM) must
@@ -97,6 +97,7 @@ class PostgresStore:
         self._config = PostgresConfigRepository(pool)
         self._time_series = PostgresTimeSeriesRepository(pool)
         self._chat = PostgresChatRepository(pool)
+        self._chat_relay = PostgresChatRelay(pool)
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> PostgresStore:
@@ -135,6 +136,10 @@ class PostgresStore:
     @property
     def chat(self) -> PostgresChatRepository:
         return self._chat
+
+    @property
+    def chat_relay(self) -> PostgresChatRelay:
+        return self._chat_relay
 
     @property
     def schema_version(self) -> int:

@@ -278,3 +278,18 @@ class SqliteChatRepository:
             return int(users), int(messages)
 
         return await self._call(query)
+
+
+class SingleNodeRelay:
+    """A SQLite database has one server: nothing to relay."""
+
+    shared = False
+
+    async def start(self, receive: Callable[[str], None]) -> None:
+        return None
+
+    async def publish(self, payload: str) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
