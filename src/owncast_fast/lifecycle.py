@@ -224,7 +224,7 @@ async def start_services(plan: Plan) -> Services:
             ingest=ingest,
             hub=hub,
         ),
-        chat=ChatService(store.chat, settings, bus, status, options.data_path / "emoji"),
+        chat=ChatService(store.chat, settings, bus, status, options.data_path / "emoji", relay=store.chat_relay),
     )
     services.metrics.start()  # first: its log ring should see the start-up warnings
     await services.chat.start()

@@ -414,3 +414,38 @@ def test_a_flood_from_many_sockets_of_one_address_is_contained(server: ServerPro
 
     asyncio.run(scenario())
     assert server.get("/api/status")["online"] is False  # type: ignore[index]
+
+
+@pytest.mark.postgres
+def test_two_nodes_on_one_postgres_share_live_chat_and_moderation(
+    server_factory: ServerFactory, postgres_database: str, tmp_path: Any
+) -> None:
+    args = ("--database", postgres_database, "--trusted-proxies", "127.0.0.1")
+    first = server_factory(*args, data_dir=tmp_path / "node1")
+    second = server_factory(*args, data_dir=tmp_path / "node2")
+    alice = register(first.base_url, "alice")
+    bob = register(second.base_url, "bob")
+
+    async def scenario() -> None:
+        a = await ChatSocket.open(first.web_port, alice["accessToken"])
+        b = await ChatSocket.open(second.web_port, bob["accessToken"])
+        await a.next()
+        await b.next()
+        await a.send({"type": "CHAT", "body": "across nodes"})
+        assert (await b.next_of("CHAT"))["body"] == "<p>across nodes</p>"
+        status, _ = admin_post(first, "/api/admin/chat/users/setmoderator", {"userId": bob["id"], "isModerator": True})
+        assert status == 200
+        assert (await b.next_of("CONNECTED_USER_INFO"))["user"]["scopes"] == ["MODERATOR"]
+        assert admin_post(first, "/api/admin/chat/users/setenabled", {"userId": bob["id"], "enabled": False})[0] == 200
+        events = await b.closed()
+        assert any(event.get("type") == "ERROR_USER_DISABLED" for event in events)
+        assert "has been removed from chat" in (await a.next_of("CHAT_ACTION"))["body"]
+        await a.close()
+
+    asyncio.run(scenario())
+    assert admin_post(first, "/api/admin/chat/users/ipbans/create", {"value": "198.51.100.9"})[0] == 200
+    time.sleep(0.3)
+    status, _, _ = second.request(
+        "/api/chat/register", method="POST", body=b"{}", headers={"X-Forwarded-For": "198.51.100.9"}
+    )
+    assert status == 400

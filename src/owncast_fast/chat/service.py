@@ -58,7 +58,7 @@ from owncast_fast.events import (
     VisibilityUpdated,
 )
 from owncast_fast.status import StreamStatus
-from owncast_fast.store.base import ChatMessageRow, ChatRepository, ChatUser, IpBan
+from owncast_fast.store.base import ChatMessageRow, ChatRelay, ChatRepository, ChatUser, IpBan
 from owncast_fast.timefmt import rfc3339, utcnow
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ DISABLE_CLOSE_DELAY_S = 2.0  # a disabled user's sockets close this long after E
 OFFLINE_CHAT_GRACE = timedelta(minutes=5)  # chat still works this long after a stream ends
 MAX_KNOWN_PEERS = 100_000  # tokens whose latest HTTP address we remember (oldest forgotten first)
 MAX_CACHED_USERS = 100_000
+MAX_RELAY_PAYLOAD = 7_900  # PostgreSQL's NOTIFY payload limit is 8,000 bytes
 UNBANNABLE = frozenset({"127.0.0.1", "::1", ""})
 
 SIZE_NOTICE = "Sorry, that message exceeded the maximum size and can't be delivered."
@@ -140,6 +141,7 @@ class ChatService:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utcnow,
         connection_limit: int | None = None,
+        relay: ChatRelay | None = None,
     ) -> None:
         self._repo = repo
         self._settings = settings
@@ -160,6 +162,9 @@ class ChatService:
         self._part_timer: asyncio.TimerHandle | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._prune_task: asyncio.Task[None] | None = None
+        self._relay = relay if relay is not None and relay.shared else None
+        self._node = new_id()  # tells this node's relayed payloads from the others'
+        self._relay_out: list[str] = []
         self.user_count = 0  # stored users and messages, for the Prometheus gauges
         self.message_count = 0
 
@@ -176,6 +181,8 @@ class ChatService:
         await asyncio.to_thread(self.emoji.scan)
         self._unsubscribe = self._bus.subscribe(self._on_event)
         self._prune_task = asyncio.create_task(self._prune_forever())
+        if self._relay is not None:
+            await self._relay.start(self._relayed)
 
     async def stop(self) -> None:
         if self._unsubscribe is not None:
@@ -187,6 +194,9 @@ class ChatService:
             self._part_timer.cancel()
         if self._tasks:
             await asyncio.wait(tuple(self._tasks), timeout=2.0)
+        if self._relay is not None:
+            relay, self._relay = self._relay, None
+            await relay.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
@@ -279,8 +289,61 @@ class ChatService:
         self._schedule_flush()
 
     def _broadcast(self, event: dict[str, Any]) -> None:
-        self.hub.broadcast(wire.encode(event))
+        line = wire.encode(event)
+        self.hub.broadcast(line)
+        if self._relay is not None:
+            self._relay_out.append(line)
         self._schedule_flush()
+
+    # --- relay between nodes (PostgreSQL) -------------------------------------------------------
+    #
+    # Every line for everybody is relayed to the other nodes, which send it to their own clients;
+    # changes to users and bans are relayed as operations, so each node's caches and live sockets
+    # follow. Bus events are published only on the node where they happened (webhooks fire once).
+
+    def _relay_payload(self, payload: dict[str, Any]) -> None:
+        if self._relay is None:
+            return
+        text = orjson.dumps({"n": self._node, **payload}).decode()
+        if len(text.encode()) > MAX_RELAY_PAYLOAD:
+            log.warning("a chat event of %d bytes is too large to relay to the other nodes", len(text.encode()))
+            return
+        self._spawn(self._relay.publish(text))
+
+    def _relayed(self, payload: str) -> None:
+        try:
+            message = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warning("ignored a relayed chat payload that is not JSON")
+            return
+        if not isinstance(message, dict) or message.get("n") == self._node:
+            return
+        if isinstance(line := message.get("b"), str):
+            self.hub.broadcast(line)
+            self._schedule_flush()
+        elif message.get("op") == "ban" and isinstance(ip := message.get("ip"), str):
+            self._bans.add(ip)
+        elif message.get("op") == "unban" and isinstance(ip := message.get("ip"), str):
+            self._bans.discard(ip)
+        elif message.get("op") == "user" and isinstance(user_id := message.get("user"), str):
+            self._spawn(self._refresh_user(user_id, resend_info=bool(message.get("info"))))
+
+    async def _refresh_user(self, user_id: str, *, resend_info: bool) -> None:
+        """Another node changed this user: reload it, and apply the change to our live sockets."""
+        user = await self._repo.user_by_id(user_id)
+        if user is None:
+            return
+        self._remember(user)
+        now = self._wall()
+        clients = self.hub.clients_of(user_id)
+        if user.disabled_at is not None:
+            for client in clients:
+                self._send(client, wire.error_event(wire.ERROR_USER_DISABLED, new_id(), now))
+            if clients:
+                asyncio.get_running_loop().call_later(DISABLE_CLOSE_DELAY_S, self._close_clients, clients)
+        elif resend_info:
+            for client in clients:
+                self._send(client, wire.user_event(wire.CONNECTED_USER_INFO, new_id(), now, user))
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -290,6 +353,10 @@ class ChatService:
     def _flush(self) -> None:
         self._flush_scheduled = False
         outbound = self.hub.drain()
+        if self._relay_out:
+            for line in self._relay_out:
+                self._relay_payload({"b": line})
+            self._relay_out = []
         transport = self.transport
         if transport is None:
             return
@@ -477,6 +544,7 @@ class ChatService:
             renamed = self._remember(
                 replace(user, display_name=name, previous_names=(*user.previous_names, name), name_changed_at=now)
             )
+            self._relay_payload({"op": "user", "user": user.id})
             self._broadcast(wire.name_change_event(new_id(), now, renamed, user.display_name))
             self._bus.publish(NameChanged("", now, renamed, client.id, user.display_name, name))
         self._send(client, wire.user_event(wire.CONNECTED_USER_INFO, new_id(), self._wall(), client.user))
@@ -487,6 +555,7 @@ class ChatService:
             return
         await self._repo.set_user_color(client.user.id, color)
         self._remember(replace(client.user, display_color=color))
+        self._relay_payload({"op": "user", "user": client.user.id})
         self._send(client, wire.user_event(wire.CONNECTED_USER_INFO, new_id(), self._wall(), client.user))
 
     # --- notices ------------------------------------------------------------------------------
@@ -541,10 +610,12 @@ class ChatService:
         if enabled:
             await self._repo.set_user_disabled(user_id, None)
             user = self._remember(replace(user, disabled_at=None))
+            self._relay_payload({"op": "user", "user": user_id})
             self._bus.publish(UserEnabledChanged(now, user, True))
             return True
         await self._repo.set_user_disabled(user_id, now)
         user = self._remember(replace(user, disabled_at=now))
+        self._relay_payload({"op": "user", "user": user_id})
         hidden = await self._repo.hide_messages_of_user(user_id, now)
         if hidden:
             event_id = new_id()
@@ -579,6 +650,7 @@ class ChatService:
             scopes = (*scopes, MODERATOR_SCOPE)
         await self._repo.set_user_scopes(user_id, scopes)
         user = self._remember(replace(user, scopes=scopes))
+        self._relay_payload({"op": "user", "user": user_id, "info": True})
         now = self._wall()
         for client in self.hub.clients_of(user_id):
             self._send(client, wire.user_event(wire.CONNECTED_USER_INFO, new_id(), now, user))
@@ -590,6 +662,7 @@ class ChatService:
         now = self._wall()
         added = await self._repo.add_ip_ban(IpBan(ip, notes, now))
         self._bans.add(ip)
+        self._relay_payload({"op": "ban", "ip": ip})
         if added:
             self._bus.publish(IpBanChanged(now, ip, True, notes))
         return added
@@ -597,6 +670,7 @@ class ChatService:
     async def unban_ip(self, ip: str) -> bool:
         removed = await self._repo.remove_ip_ban(ip)
         self._bans.discard(ip)
+        self._relay_payload({"op": "unban", "ip": ip})
         if removed:
             self._bus.publish(IpBanChanged(self._wall(), ip, False))
         return removed
