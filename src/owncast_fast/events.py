@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
+from owncast_fast.store.base import ChatUser
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,102 @@ class SettingChanged(Event):
     type: ClassVar[str] = "SETTING_CHANGED"
     name: str
     value: Any
+
+
+# Chat events carry everything Owncast's webhook payloads hold (reference §3); `user` is the author
+# as it is after the event (a renamed user already carries the new name).
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessageSent(Event):
+    """A user's accepted chat message (webhook CHAT: user, clientId, body, rawBody, id, visible, timestamp)."""
+
+    type: ClassVar[str] = "CHAT"
+    id: str
+    timestamp: datetime
+    user: ChatUser
+    client_id: int
+    body: str  # sanitized HTML
+    raw_body: str  # what the client sent
+    visible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class UserJoined(Event):
+    type: ClassVar[str] = "USER_JOINED"
+    id: str
+    timestamp: datetime
+    user: ChatUser
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserParted(Event):
+    type: ClassVar[str] = "USER_PARTED"
+    id: str
+    timestamp: datetime
+    user: ChatUser
+    client_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class NameChanged(Event):
+    type: ClassVar[str] = "NAME_CHANGE"
+    id: str
+    timestamp: datetime
+    user: ChatUser  # already renamed
+    client_id: int
+    old_name: str
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VisibilityUpdated(Event):
+    """Messages hidden or shown (webhook VISIBILITY-UPDATE: id, timestamp, MessageIDs, Visible)."""
+
+    type: ClassVar[str] = "VISIBILITY-UPDATE"
+    id: str
+    timestamp: datetime
+    message_ids: tuple[str, ...]
+    visible: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ChatActionSent(Event):
+    """A CHAT_ACTION notice (no webhook in Owncast); `body` is the rendered HTML."""
+
+    type: ClassVar[str] = "CHAT_ACTION"
+    id: str
+    timestamp: datetime
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserEnabledChanged(Event):
+    """A moderator or the admin disabled (banned) or re-enabled a chat user."""
+
+    type: ClassVar[str] = "USER_ENABLED_CHANGED"
+    timestamp: datetime
+    user: ChatUser
+    enabled: bool
+    banned_ips: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModeratorChanged(Event):
+    type: ClassVar[str] = "MODERATOR_CHANGED"
+    timestamp: datetime
+    user: ChatUser
+    is_moderator: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IpBanChanged(Event):
+    type: ClassVar[str] = "IP_BAN_CHANGED"
+    timestamp: datetime
+    ip_address: str
+    banned: bool
+    notes: str = ""
 
 
 Subscriber = Callable[[Event], None]

@@ -24,6 +24,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from owncast_fast.chat.metrics import ChatCollector
+from owncast_fast.chat.service import ChatService
 from owncast_fast.config.options import Options
 from owncast_fast.config.runtime import LATENCY_LEVELS, MAX_LATENCY_LEVEL, Settings, SettingsService
 from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
@@ -76,6 +78,7 @@ class Services:
     admin: AdminCredentials
     hls: HlsOutput
     metrics: MetricsService
+    chat: ChatService
     pipelines: list[VariantPipeline] = field(default_factory=list)
     transcoder: Transcoder | None = None
     stills: StillMaker | None = None
@@ -226,8 +229,11 @@ async def start_services(plan: Plan) -> Services:
             ingest=ingest,
             hub=hub,
         ),
+        chat=ChatService(store.chat, settings, bus, status, options.data_path / "emoji", relay=store.chat_relay),
     )
     services.metrics.start()  # first: its log ring should see the start-up warnings
+    await services.chat.start()
+    services.metrics.prometheus.registry.register(ChatCollector(services.chat, settings))
     await asyncio.to_thread(encoders.supported_video_codecs)  # probe encode once, off the loop
     _start_pipelines(services)
     services.stills = StillMaker(hub, stills_directory(options.data_path))
@@ -242,6 +248,7 @@ async def start_services(plan: Plan) -> Services:
     except OSError as exc:
         await ingest.close()
         await services.metrics.stop()
+        await services.chat.stop()
         await store.close()
         raise StartupError(f"RTMP listener on {options.rtmp_ip}: {exc.strerror}") from None
     return services
@@ -384,6 +391,7 @@ async def stop_services(services: Services) -> None:
         else:
             mirror.close()
     await services.metrics.stop()  # after ingest: it saves the peaks of a stream that just ended
+    await services.chat.stop()  # waits for pending message writes
     if services._tasks:
         await asyncio.wait(tuple(services._tasks), timeout=2.0)
     await services.store.close()

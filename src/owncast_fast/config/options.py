@@ -170,6 +170,11 @@ OPTIONS: tuple[Option, ...] = (
         "LL-HLS part length in seconds; the player stays about three parts behind live",
     ),
     Option("hls-disk-copy", _flag, "also write the live HLS files under <data-dir>/hls (they are served from memory)"),
+    Option(
+        "trusted-proxies",
+        _text,
+        "comma-separated addresses of reverse proxies whose X-Forwarded-For names the client (chat IP bans)",
+    ),
 )
 
 
@@ -195,6 +200,7 @@ class Options:
     # PART-HOLD-BACK (three parts) is one second.
     hls_part_target: float = 1 / 3
     hls_disk_copy: bool = False
+    trusted_proxies: str = ""
     # Which options were set explicitly (file, environment or flag) rather than defaulted.
     explicit: frozenset[str] = field(default=frozenset(), compare=False)
 

@@ -9,7 +9,7 @@ Owncast's gauges keep their names and labels (`metrics/prometheus.go`; const lab
 * `owncast_instance_playback_error_count`: errors players reported in the last window.
 
 Owncast's chat gauges (`owncast_instance_active_chat_client_count`, `..._total_chat_users`,
-`..._current_chat_message_count`) are left out until chat exists here, rather than reported as 0.
+`..._current_chat_message_count`) come from the chat's collector (`chat/metrics.py`), same registry.
 Ours are prefixed `owncast_fast_`: stream online, viewer peaks, ingest rates, hub drops per
 consumer, LL-HLS requests parked, HLS media served, event-loop lag. The registry also carries prometheus-client's
 process, platform and GC collectors (Owncast's default registry carries Go's equivalents).

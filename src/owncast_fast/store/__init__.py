@@ -7,10 +7,26 @@ schema is migrated to the newest version this code knows before the store is ret
 
 from __future__ import annotations
 
-from owncast_fast.store.base import ConfigRepository, Sample, Store, StoreError, TimeSeriesRepository
+from owncast_fast.store.base import (
+    ChatMessageRow,
+    ChatRelay,
+    ChatRepository,
+    ChatUser,
+    ConfigRepository,
+    IpBan,
+    Sample,
+    Store,
+    StoreError,
+    TimeSeriesRepository,
+)
 
 __all__ = [
+    "ChatMessageRow",
+    "ChatRelay",
+    "ChatRepository",
+    "ChatUser",
     "ConfigRepository",
+    "IpBan",
     "Sample",
     "Store",
     "StoreError",

@@ -9,10 +9,10 @@ from robyn import Request, Response, Robyn
 from robyn.argument_parser import Config
 
 from owncast_fast.lifecycle import ServicesHolder
-from owncast_fast.web.routes import admin, admin_config, config, fallback, hls, images, metrics, status
+from owncast_fast.web.routes import admin, admin_config, chat, config, fallback, hls, images, metrics, status
 
 # `fallback` last: its catch-all answers only what no other router serves under /api.
-ROUTERS = (status, config, admin, admin_config, hls, metrics, images, fallback)
+ROUTERS = (status, config, admin, admin_config, hls, metrics, images, chat, fallback)
 
 
 def robyn_config() -> Config:

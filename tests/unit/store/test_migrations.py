@@ -14,7 +14,7 @@ def test_both_backends_ship_the_same_migrations() -> None:
     sqlite = load_migrations("owncast_fast.store.sqlite")
     postgres = load_migrations("owncast_fast.store.postgres")
     assert [(m.version, m.name) for m in sqlite] == [(m.version, m.name) for m in postgres]
-    assert [(m.version, m.name) for m in sqlite] == [(1, "initial"), (2, "metric_samples")]
+    assert [(m.version, m.name) for m in sqlite] == [(1, "initial"), (2, "metric_samples"), (3, "chat")]
     assert "CREATE TABLE datastore" in sqlite[0].sql
     assert "JSONB" in postgres[0].sql
     assert "CREATE TABLE metric_samples" in sqlite[1].sql

@@ -189,8 +189,8 @@ def test_data_survives_close_and_reopen(database: str, runner: asyncio.Runner) -
 
 
 def test_schema_version_is_the_newest_migration(store: Store, sql: SqlRunner) -> None:
-    assert store.schema_version == LATEST_VERSION == 2
-    assert [row[0] for row in sql("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2]
+    assert store.schema_version == LATEST_VERSION == 3
+    assert [row[0] for row in sql("SELECT version FROM schema_migrations ORDER BY version")] == [1, 2, 3]
 
 
 def test_reopening_applies_no_migration_twice(database: str, runner: asyncio.Runner, sql: SqlRunner) -> None:
@@ -212,7 +212,7 @@ def test_concurrent_opens_migrate_once(database: str, runner: asyncio.Runner, sq
         return [store.schema_version for store in stores]
 
     assert runner.run(open_several()) == [LATEST_VERSION] * 4
-    assert sorted(row[0] for row in sql("SELECT version FROM schema_migrations")) == [1, 2]
+    assert sorted(row[0] for row in sql("SELECT version FROM schema_migrations")) == [1, 2, 3]
 
 
 def test_newer_schema_refuses_to_open_and_changes_nothing(store: Store, runner: asyncio.Runner, sql: SqlRunner) -> None:
@@ -221,7 +221,7 @@ def test_newer_schema_refuses_to_open_and_changes_nothing(store: Store, runner: 
     migrations_before = sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     with pytest.raises(StoreError) as raised:
         runner.run(open_store(store.url_for_display))
-    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (2)"
+    assert str(raised.value) == "database schema version 9 is newer than this owncast-fast supports (3)"
     assert sql("SELECT version, applied_at FROM schema_migrations ORDER BY version") == migrations_before
     assert runner.run(store.config.all()) == {"server_name": "kept"}
 

@@ -19,6 +19,7 @@ import asyncpg
 from owncast_fast.store.base import StoreError
 from owncast_fast.store.codec import decode_value, encode_value
 from owncast_fast.store.migrations import Migration, load_migrations, refuse_newer
+from owncast_fast.store.postgres.chat import PostgresChatRelay, PostgresChatRepository
 from owncast_fast.store.postgres.time_series import PostgresTimeSeriesRepository
 
 # A server that accepts the TCP connection but never answers (a stuck proxy, a paused VM) must
@@ -95,6 +96,8 @@ class PostgresStore:
         self._schema_version = schema_version
         self._config = PostgresConfigRepository(pool)
         self._time_series = PostgresTimeSeriesRepository(pool)
+        self._chat = PostgresChatRepository(pool)
+        self._chat_relay = PostgresChatRelay(pool)
 
     @classmethod
     async def open(cls, url: str, *, connect_timeout: float = CONNECT_TIMEOUT_S) -> PostgresStore:
@@ -129,6 +132,14 @@ class PostgresStore:
     @property
     def time_series(self) -> PostgresTimeSeriesRepository:
         return self._time_series
+
+    @property
+    def chat(self) -> PostgresChatRepository:
+        return self._chat
+
+    @property
+    def chat_relay(self) -> PostgresChatRelay:
+        return self._chat_relay
 
     @property
     def schema_version(self) -> int:

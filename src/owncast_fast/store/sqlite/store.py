@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from owncast_fast.store.base import StoreError
 from owncast_fast.store.codec import decode_value, encode_value
 from owncast_fast.store.migrations import Migration, load_migrations, refuse_newer
+from owncast_fast.store.sqlite.chat import SingleNodeRelay, SqliteChatRepository
 from owncast_fast.store.sqlite.time_series import SqliteTimeSeriesRepository
 
 _T = TypeVar("_T")
@@ -119,6 +120,8 @@ class SqliteStore:
         self._schema_version = schema_version
         self._config = SqliteConfigRepository(executor, connection)
         self._time_series = SqliteTimeSeriesRepository(executor, connection)
+        self._chat = SqliteChatRepository(executor, connection)
+        self._chat_relay = SingleNodeRelay()
         self._closed = False
 
     @classmethod
@@ -143,6 +146,14 @@ class SqliteStore:
     @property
     def time_series(self) -> SqliteTimeSeriesRepository:
         return self._time_series
+
+    @property
+    def chat(self) -> SqliteChatRepository:
+        return self._chat
+
+    @property
+    def chat_relay(self) -> SingleNodeRelay:
+        return self._chat_relay
 
     @property
     def schema_version(self) -> int:
