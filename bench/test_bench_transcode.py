@@ -246,7 +246,8 @@ def test_rss_stays_flat_over_a_long_transcode(
         while sender.poll() is None:
             time.sleep(5)
             samples.append((time.monotonic() - began, process.memory_info().rss))
-        assert sender.returncode == 0, sender.stderr.read() if sender.stderr else ""
+        _, stderr = sender.communicate()
+        assert sender.returncode == 0, stderr
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     # Warm-up (encoder, pools, playlist window) fills in the first minute or so; after that flat.
