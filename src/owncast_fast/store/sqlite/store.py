@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -230,7 +231,7 @@ def _configure(connection: sqlite3.Connection, problem: str) -> None:
     try:
         # WAL lets readers (backups, the sqlite3 shell) work while we write; with WAL, NORMAL only
         # risks the last transactions on power loss, never corruption. Owncast uses the same pair.
-        connection.execute("PRAGMA journal_mode = WAL")
+        _set_wal(connection)
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA temp_store = MEMORY")
@@ -239,6 +240,21 @@ def _configure(connection: sqlite3.Connection, problem: str) -> None:
         )
     except sqlite3.Error as exc:
         raise StoreError(f"{problem}: {exc}") from exc
+
+
+def _set_wal(connection: sqlite3.Connection) -> None:
+    """Switch to WAL (persistent in the file). Changing the journal mode needs the database to
+    itself and SQLite answers "locked" at once, without its busy handler, while another opener
+    migrates it: retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _current_version(connection: sqlite3.Connection) -> int:
