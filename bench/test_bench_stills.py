@@ -19,25 +19,13 @@ from typing import Any
 import pytest
 
 from _integration import load
-from owncast_fast.ingest.rtmp.demux import FlvDemuxer
-from owncast_fast.media.hub import HubItem, StreamStart, TrackConfig
+from owncast_fast.media.hub import StreamStart
 from owncast_fast.media.slate import render_slate
 from owncast_fast.media.stills import StillJob, StillPlanner, make_stills
-from owncast_fast.media.units import AccessUnit
+from owncast_fast.media.units import Track
 
 MAX_LOOP_LAG = 0.050
 TICK = 0.005
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[HubItem] = []
-
-    def set_config(self, config: TrackConfig) -> None:
-        self.items.append(config)
-
-    def push(self, unit: AccessUnit) -> None:
-        self.items.append(unit)
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +34,9 @@ def job_1080p(tmp_path_factory: pytest.TempPathFactory) -> StillJob:
     path = media.make_flv(
         tmp_path_factory.mktemp("stills") / "hd.flv", seconds=2.2, size="1920x1080", gop=60, bframes=2
     )
-    sink = ListSink()
-    demuxer = FlvDemuxer(sink)
-    for tag in media.read_flv_tags(Path(path)):
-        if tag.type_id == 9:
-            demuxer.video(tag.timestamp, tag.payload)
+    video = [item for item in media.demux_flv(Path(path)) if getattr(item, "track", None) is Track.VIDEO]
     planner = StillPlanner()
-    jobs = [job for job in (planner.push(item) for item in [StreamStart(), *sink.items]) if job is not None]
+    jobs = [job for job in (planner.push(item) for item in [StreamStart(), *video]) if job is not None]
     return jobs[0]
 
 

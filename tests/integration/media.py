@@ -216,12 +216,15 @@ class _ListSink:
         self.items.append(unit)
 
 
-def demux_flv(path: Path) -> list[HubItem]:
-    """A file's FLV tags through our demuxer: the hub items a publisher of it would produce."""
+def demux_flv(path: Path, metadata: dict[str, object] | None = None) -> list[HubItem]:
+    """A file's FLV tags through our demuxer: the hub items a publisher of it would produce
+    (`metadata`: what the publisher announced in onMetaData first)."""
     from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 
     sink = _ListSink()
     demuxer = FlvDemuxer(sink)
+    if metadata is not None:
+        demuxer.metadata(metadata)
     for tag in read_flv_tags(path):
         if tag.type_id == 9:
             demuxer.video(tag.timestamp, tag.payload)

@@ -17,15 +17,13 @@ from pathlib import Path
 
 import pytest
 from browser import Chromium, HlsPlayer, chromium
-from media import make_two_colour_flv, read_flv_tags
+from media import demux_flv, make_two_colour_flv
 
 from owncast_fast.hls.live import LiveVariant
 from owncast_fast.hls.storage import HlsStore
-from owncast_fast.ingest.rtmp.demux import FlvDemuxer
-from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
+from owncast_fast.media.hub import StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.segmenter import Container, Segmenter
 from owncast_fast.media.slate import make_offline_slate, mux_slate
-from owncast_fast.media.units import AccessUnit
 
 pytestmark = pytest.mark.integration
 
@@ -33,17 +31,6 @@ NOW = 1_800_000_000.0
 LIVE_SECONDS = 4
 SLATE_SECONDS = 8
 PLAY_LIMIT = 40.0  # seconds of wall time for 12 s of media
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[HubItem] = []
-
-    def set_config(self, config: TrackConfig) -> None:
-        self.items.append(config)
-
-    def push(self, unit: AccessUnit) -> None:
-        self.items.append(unit)
 
 
 class CorsFiles(http.server.SimpleHTTPRequestHandler):
@@ -83,20 +70,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chromium]:
 
 def ended_playlist(directory: Path, container: Container) -> None:
     """A 4 s stream from a publisher, then the slate, then EXT-X-ENDLIST, written under `directory`."""
-    sink = ListSink()
-    demuxer = FlvDemuxer(sink)
     # What ffmpeg announces in onMetaData (the demuxer's source of the track size, which the fMP4
     # sample entry needs: Chromium refuses a 0x0 avc1).
-    demuxer.metadata({"width": 320, "height": 240})
-    for tag in read_flv_tags(make_two_colour_flv(directory / "live.flv", seconds=LIVE_SECONDS, gop=30)):
-        if tag.type_id == 9:
-            demuxer.video(tag.timestamp, tag.payload)
-        elif tag.type_id == 8:
-            demuxer.audio(tag.timestamp, tag.payload)
+    items = demux_flv(
+        make_two_colour_flv(directory / "live.flv", seconds=LIVE_SECONDS, gop=30), {"width": 320, "height": 240}
+    )
     store = HlsStore()
     live = LiveVariant(0, store, container=container, window=15, target_duration=2.0, session="s")
     segmenter = Segmenter(container, target_duration=2.0, part_target=0.5)
-    for item in [StreamStart(), *sink.items, StreamEnd("publisher left")]:
+    for item in [StreamStart(), *items, StreamEnd("publisher left")]:
         if isinstance(item, TrackConfig):
             live.set_track(item)
         live.apply(segmenter.push(item, NOW))

@@ -11,12 +11,11 @@ from pathlib import Path
 import av
 import pytest
 from PIL import Image
-from tests.integration.media import make_two_colour_flv, read_flv_tags, require_tool
+from tests.integration.media import demux_flv, make_two_colour_flv, require_tool
 
 from owncast_fast._native import flv
 from owncast_fast.hls.live import LiveVariant
 from owncast_fast.hls.storage import HlsStore
-from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.annexb import (
     annexb_to_avcc,
     avc_decoder_configuration,
@@ -241,15 +240,7 @@ def test_encoder_output_to_avcc() -> None:
 
 @pytest.fixture(scope="module")
 def live_items(tmp_path_factory: pytest.TempPathFactory) -> list[HubItem]:
-    path = make_two_colour_flv(tmp_path_factory.mktemp("live") / "live.flv", seconds=4, gop=30)
-    sink = ListSink()
-    demuxer = FlvDemuxer(sink)
-    for tag in read_flv_tags(path):
-        if tag.type_id == 9:
-            demuxer.video(tag.timestamp, tag.payload)
-        elif tag.type_id == 8:
-            demuxer.audio(tag.timestamp, tag.payload)
-    return sink.items
+    return demux_flv(make_two_colour_flv(tmp_path_factory.mktemp("live") / "live.flv", seconds=4, gop=30))
 
 
 def video_frames(path: Path) -> int:
@@ -261,17 +252,6 @@ def video_frames(path: Path) -> int:
         check=True, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     return int(json.loads(result.stdout)["streams"][0]["nb_read_frames"])
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[HubItem] = []
-
-    def set_config(self, config: TrackConfig) -> None:
-        self.items.append(config)
-
-    def push(self, unit: AccessUnit) -> None:
-        self.items.append(unit)
 
 
 def stream_into(segmenter: Segmenter, live: LiveVariant, items: list[HubItem]) -> None:

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import av
 import pytest
-from tests.integration.media import make_two_colour_flv, read_flv_tags, require_tool
+from tests.integration.media import demux_flv, make_two_colour_flv, require_tool
 
-from owncast_fast.ingest.rtmp.demux import FlvDemuxer
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.stills import (
     StillError,
@@ -34,28 +33,9 @@ RED, BLUE = (255, 0, 0), (0, 0, 255)
 WAIT_LIMIT = 20.0  # seconds a maker test waits for a file or a counter
 
 
-class ListSink:
-    def __init__(self) -> None:
-        self.items: list[HubItem] = []
-
-    def set_config(self, config: TrackConfig) -> None:
-        self.items.append(config)
-
-    def push(self, unit: AccessUnit) -> None:
-        self.items.append(unit)
-
-
 def make_source(path: Path, *, seconds: float, gop: int, size: str = "320x240") -> list[HubItem]:
     """Demuxed hub items of a two-colour FLV: red on the left, blue on the right, a moving white square."""
-    make_two_colour_flv(path, seconds=seconds, gop=gop, size=size)
-    sink = ListSink()
-    demuxer = FlvDemuxer(sink)
-    for tag in read_flv_tags(path):
-        if tag.type_id == 9:
-            demuxer.video(tag.timestamp, tag.payload)
-        elif tag.type_id == 8:
-            demuxer.audio(tag.timestamp, tag.payload)
-    return sink.items
+    return demux_flv(make_two_colour_flv(path, seconds=seconds, gop=gop, size=size))
 
 
 @pytest.fixture(scope="module")
