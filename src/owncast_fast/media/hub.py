@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -175,3 +176,13 @@ class MediaHub:
         self._start = None
         self._configs.clear()
         self._fan_out(StreamEnd(reason))
+
+
+async def stop_reading(hub: MediaHub, consumer: Consumer | None, task: asyncio.Task[None] | None) -> None:
+    """Detach a consumer and cancel the task that reads it (every consumer's shutdown)."""
+    if consumer is not None:
+        hub.detach(consumer)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

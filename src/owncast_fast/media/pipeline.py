@@ -10,13 +10,12 @@ runs in the transcoder's worker threads, which hand the encoded units back here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 
 from owncast_fast.hls.live import LiveVariant
-from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, TrackConfig
+from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, TrackConfig, stop_reading
 from owncast_fast.media.segmenter import Segmenter
 from owncast_fast.media.slate import Slate, mux_slate
 
@@ -75,10 +74,6 @@ class VariantPipeline:
             log.exception("variant %d: dropping a unit the segmenter could not take", self.live.index)
 
     async def close(self) -> None:
-        if self.hub is not None and self.consumer is not None:
-            self.hub.detach(self.consumer)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self.hub is not None:
+            await stop_reading(self.hub, self.consumer, self._task)
+        self._task = None

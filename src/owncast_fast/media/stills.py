@@ -44,7 +44,7 @@ import av
 import av.error
 import av.filter
 
-from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
+from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig, stop_reading
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 log = logging.getLogger(__name__)
@@ -366,12 +366,8 @@ class StillMaker:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="stills")
 
     async def close(self) -> None:
-        self.hub.detach(self.consumer)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_reading(self.hub, self.consumer, self._task)
+        self._task = None
         self._current_stream = -1
         await asyncio.to_thread(self._worker.shutdown)
 

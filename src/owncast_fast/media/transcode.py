@@ -40,7 +40,15 @@ from typing import Any
 
 from owncast_fast.media.annexb import annexb_to_avcc, avcc_record_from_extradata
 from owncast_fast.media.codecs import codecs_string
-from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
+from owncast_fast.media.hub import (
+    Consumer,
+    HubItem,
+    MediaHub,
+    StreamEnd,
+    StreamStart,
+    TrackConfig,
+    stop_reading,
+)
 from owncast_fast.media.ladder import VariantSpec, hardware_options, x264_options
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
@@ -458,11 +466,7 @@ class Transcoder:
         self._task = self._loop.create_task(self._pump(), name="transcoder-pump")
 
     async def close(self) -> None:
-        self.hub.detach(self.consumer)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_reading(self.hub, self.consumer, self._task)
         self._inbox.put((None, 0.0))
         await asyncio.to_thread(self._join)
 
