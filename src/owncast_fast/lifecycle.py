@@ -326,14 +326,12 @@ def _pipeline_plan(services: Services) -> tuple[object, ...]:
 def _start_pipelines(services: Services) -> None:
     """One pipeline per output variant, in the configured order (the index is the HLS folder):
     passthrough variants read the hub, the others are fed by one transcoder."""
-    from owncast_fast.web.routes.config import variant_name
-
     settings = services.settings.current
     services.pipeline_plan = _pipeline_plan(services)
     container = Container(services.options.hls_container)
     segment_seconds, window = LATENCY_LEVELS[min(settings.video_latency_level, MAX_LATENCY_LEVEL)]
     variants = settings.video_stream_output_variants or [{"videoPassthrough": True}]
-    specs = ladder(variants, [variant_name(v) for v in variants])
+    specs = ladder(variants)
     pipelines = []
     sinks = {}
     for spec in specs:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from owncast_fast.config.runtime import Settings
+from owncast_fast.media import ladder
 from owncast_fast.web.routes import config as routes
 
 
@@ -32,15 +33,15 @@ from owncast_fast.web.routes import config as routes
     ],
 )
 def test_variant_name(variant: dict[str, Any], name: str) -> None:
-    assert routes.variant_name(variant) == name
+    assert ladder.variant_name(variant) == name
 
 
 def test_variant_defaults_read_as_owncast() -> None:
-    assert routes.variant_framerate({"framerate": 0}) == 24
-    assert routes.variant_framerate({"framerate": 30, "videoPassthrough": True}) == 0
-    assert routes.variant_audio_passthrough({"audioBitrate": 0}) is True
-    assert routes.variant_audio_passthrough({"audioBitrate": 128}) is False
-    assert routes.variant_audio_passthrough({"audioBitrate": 128, "audioPassthrough": True}) is True
+    assert ladder.variant_framerate({"framerate": 0}) == 24
+    assert ladder.variant_framerate({"framerate": 30, "videoPassthrough": True}) == 0
+    assert ladder.variant_audio_passthrough({"audioBitrate": 0}) is True
+    assert ladder.variant_audio_passthrough({"audioBitrate": 128}) is False
+    assert ladder.variant_audio_passthrough({"audioBitrate": 128, "audioPassthrough": True}) is True
 
 
 def test_variants_sorted_passthrough_first_then_bitrate() -> None:

@@ -24,7 +24,7 @@ from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 def spec(index: int, **fields: Any) -> VariantSpec:
     base = {"videoBitrate": 800, "framerate": 30, "cpuUsageLevel": 0}
-    return VariantSpec.from_setting(index, base | fields, f"v{index}")
+    return VariantSpec.from_setting(index, base | {"name": f"v{index}"} | fields)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ keyframes where it has them, so transcoded variants cut where the passthrough va
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,55 @@ def preset_for(codec: str, level: int) -> str | None:
     return None  # VA-API, V4L2 M2M, VideoToolbox and OMX take no preset option in FFmpeg
 
 
+# --- Owncast's StreamOutputVariant getters (names for /api/video/variants, admin values) ----
+
+
+def _bitrate_text(kbps: int) -> str:
+    """`800Kbps`, `3Mbps`, `1.2Mbps`; Owncast formats float32(kbps)/1000 with %.1f."""
+    if kbps == 0:
+        return ""
+    if kbps < 1000:
+        return f"{kbps}Kbps"
+    if kbps % 1000 == 0:
+        return f"{kbps // 1000}Mbps"
+    as_float32 = struct.unpack("<f", struct.pack("<f", kbps / 1000))[0]
+    return f"{as_float32:.1f}Mbps"
+
+
+def variant_name(variant: Mapping[str, Any]) -> str:
+    """Owncast's StreamOutputVariant.GetName, including its upstream bug: 720p is recognised only
+    for a width of 1080 (not 1280), so 1280x720 is named `720h`."""
+    name = str(variant.get("name") or "")
+    bitrate = _bitrate_text(int(variant.get("videoBitrate") or 0))
+    width = int(variant.get("scaledWidth") or 0)
+    height = int(variant.get("scaledHeight") or 0)
+    if name:
+        return name
+    if variant.get("videoPassthrough"):
+        return "Source"
+    if height == 720 and width == 1080:
+        return f"720p @{bitrate}"
+    if height == 1080 and width == 1920:
+        return f"1080p @{bitrate}"
+    if height:
+        return f"{height}h"
+    if width:
+        return f"{width}w"
+    return f"{bitrate}@{int(variant.get('framerate') or 0)}fps"
+
+
+def variant_framerate(variant: Mapping[str, Any]) -> int:
+    """Owncast's GetFramerate: 0 for passthrough, else the framerate or 24."""
+    if variant.get("videoPassthrough"):
+        return 0
+    return int(variant.get("framerate") or 0) or 24
+
+
+def variant_audio_passthrough(variant: Mapping[str, Any]) -> bool:
+    """Owncast's GetIsAudioPassthrough: set, or implied by an audio bitrate of 0."""
+    return bool(variant.get("audioPassthrough")) or not variant.get("audioBitrate")
+
+
 @dataclass(frozen=True, slots=True)
 class VariantSpec:
     """One output variant, with Owncast's fallbacks applied."""
@@ -62,13 +112,13 @@ class VariantSpec:
     cpu_usage_level: int
 
     @classmethod
-    def from_setting(cls, index: int, variant: Mapping[str, Any], name: str = "") -> VariantSpec:
+    def from_setting(cls, index: int, variant: Mapping[str, Any]) -> VariantSpec:
         audio_kbps = int(variant.get("audioBitrate") or 0)
         return cls(
             index=index,
-            name=name or str(variant.get("name") or ""),
+            name=variant_name(variant),
             video_passthrough=bool(variant.get("videoPassthrough")),
-            audio_passthrough=bool(variant.get("audioPassthrough")) or audio_kbps <= 0,
+            audio_passthrough=variant_audio_passthrough(variant),
             video_kbps=int(variant.get("videoBitrate") or 0) or DEFAULT_VIDEO_KBPS,
             audio_kbps=audio_kbps if audio_kbps > 0 else DEFAULT_AUDIO_KBPS,
             width=max(0, int(variant.get("scaledWidth") or 0)),
@@ -106,12 +156,9 @@ def _even(value: int) -> int:
     return max(2, value - value % 2)
 
 
-def ladder(variants: Sequence[Mapping[str, Any]], names: Sequence[str] = ()) -> list[VariantSpec]:
+def ladder(variants: Sequence[Mapping[str, Any]]) -> list[VariantSpec]:
     """The configured variants in their HLS order (the index is the playlist folder)."""
-    return [
-        VariantSpec.from_setting(index, variant, names[index] if index < len(names) else "")
-        for index, variant in enumerate(variants)
-    ]
+    return [VariantSpec.from_setting(index, variant) for index, variant in enumerate(variants)]
 
 
 def x264_options(spec: VariantSpec, segment_seconds: float) -> dict[str, str]:

@@ -433,7 +433,8 @@ class Transcoder:
         self._inbox: queue.SimpleQueue[tuple[HubItem | None, float]] = queue.SimpleQueue()
         self._inbox_in = 0  # video units queued by the loop thread ...
         self._inbox_out = 0  # ... and taken by the decode thread (single writer each)
-        self._inbox_limit = 60
+        # Source video units the decoder may fall behind by: INBOX_SECONDS at up to 60 fps.
+        self._inbox_limit = int(INBOX_SECONDS * max([60, *(spec.framerate for spec in self.specs)]))
         self._dropping = False
         self._decoder: Any = None
         self._audio_decoder: Any = None
@@ -503,14 +504,7 @@ class Transcoder:
                     continue
                 self._dropping = False
                 self._inbox_in += 1
-            elif isinstance(item, TrackConfig) and item.track is Track.VIDEO:
-                self._estimate_inbox_limit(item)
             self._inbox.put((item, now))
-
-    def _estimate_inbox_limit(self, config: TrackConfig) -> None:
-        rate = max((spec.framerate for spec in self.specs), default=30)
-        self._inbox_limit = max(30, int(INBOX_SECONDS * max(rate, 60)))
-        del config
 
     # -- decode thread -----------------------------------------------------------------------
 

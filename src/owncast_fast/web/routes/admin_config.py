@@ -37,10 +37,11 @@ from robyn import Request, Response, SubRouter
 from owncast_fast.config import validation
 from owncast_fast.lifecycle import Services, ServicesHolder
 from owncast_fast.media.encoders import supported_video_codecs
+from owncast_fast.media.ladder import variant_audio_passthrough, variant_framerate, variant_name
 from owncast_fast.security import hash_password
 from owncast_fast.web.auth import admin_only
 from owncast_fast.web.responses import api_response, json_response, preflight, read_json
-from owncast_fast.web.routes.config import NO_CACHE, variant_audio_passthrough, variant_framerate, variant_name
+from owncast_fast.web.routes.config import NO_CACHE
 
 # Robyn reads a request body whole before the handler runs; a setter parses at most this much.
 # Every value a validator accepts fits; a 2 MiB logo is about 2.7 MiB of base64.

@@ -13,7 +13,7 @@ import math
 import struct
 import threading
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
@@ -28,6 +28,7 @@ from owncast_fast import OWNCAST_API_VERSION, __version__
 from owncast_fast.config.runtime import Settings
 from owncast_fast.config.validation import IMAGE_TYPES
 from owncast_fast.lifecycle import Services, ServicesHolder
+from owncast_fast.media.ladder import variant_name
 from owncast_fast.timefmt import rfc3339
 from owncast_fast.web.responses import CORS_ANY, JSON
 
@@ -93,53 +94,7 @@ def render_simple_markdown(markdown: str) -> str:
     return _simple_markdown.render(markdown.strip())
 
 
-# --- variants (reference/owncast-behavior.md §4.4) -------------------------------------------
-
-
-def _bitrate_text(kbps: int) -> str:
-    """`800Kbps`, `3Mbps`, `1.2Mbps`; Owncast formats float32(kbps)/1000 with %.1f."""
-    if kbps == 0:
-        return ""
-    if kbps < 1000:
-        return f"{kbps}Kbps"
-    if kbps % 1000 == 0:
-        return f"{kbps // 1000}Mbps"
-    as_float32 = struct.unpack("<f", struct.pack("<f", kbps / 1000))[0]
-    return f"{as_float32:.1f}Mbps"
-
-
-def variant_name(variant: Mapping[str, Any]) -> str:
-    """Owncast's StreamOutputVariant.GetName, including its upstream bug: 720p is recognised only
-    for a width of 1080 (not 1280), so 1280x720 is named `720h`."""
-    name = str(variant.get("name") or "")
-    bitrate = _bitrate_text(int(variant.get("videoBitrate") or 0))
-    width = int(variant.get("scaledWidth") or 0)
-    height = int(variant.get("scaledHeight") or 0)
-    if name:
-        return name
-    if variant.get("videoPassthrough"):
-        return "Source"
-    if height == 720 and width == 1080:
-        return f"720p @{bitrate}"
-    if height == 1080 and width == 1920:
-        return f"1080p @{bitrate}"
-    if height:
-        return f"{height}h"
-    if width:
-        return f"{width}w"
-    return f"{bitrate}@{int(variant.get('framerate') or 0)}fps"
-
-
-def variant_framerate(variant: Mapping[str, Any]) -> int:
-    """Owncast's GetFramerate: 0 for passthrough, else the framerate or 24."""
-    if variant.get("videoPassthrough"):
-        return 0
-    return int(variant.get("framerate") or 0) or 24
-
-
-def variant_audio_passthrough(variant: Mapping[str, Any]) -> bool:
-    """Owncast's GetIsAudioPassthrough: set, or implied by an audio bitrate of 0."""
-    return bool(variant.get("audioPassthrough")) or not variant.get("audioBitrate")
+# --- variants (reference/owncast-behavior.md §4.4; names and fallbacks in media/ladder.py) ---
 
 
 def variants_body(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
