@@ -36,8 +36,11 @@ def job_1080p(tmp_path_factory: pytest.TempPathFactory) -> StillJob:
     )
     video = [item for item in media.demux_flv(Path(path)) if getattr(item, "track", None) is Track.VIDEO]
     planner = StillPlanner()
-    jobs = [job for job in (planner.push(item) for item in [StreamStart(), *video]) if job is not None]
-    return jobs[0]
+    for item in [StreamStart(), *video]:
+        planner.push(item)
+        if planner.latest is not None:
+            return planner.latest  # the first full window of the clip
+    raise AssertionError("the clip never filled a still's window")
 
 
 def test_still_1080p(benchmark: Any, job_1080p: StillJob) -> None:

@@ -57,9 +57,6 @@ async def wait_for(condition: Callable[[], bool], what: str) -> None:
 
 def test_stills_of_a_live_ffmpeg_publisher_then_the_logo(tmp_path: Path) -> None:
     clip = make_two_colour_flv(tmp_path / "clip.flv", seconds=5, gop=15)
-    services = SimpleNamespace(
-        options=SimpleNamespace(data_path=tmp_path), settings=SimpleNamespace(current=Settings())
-    )
     files = StillFiles()
 
     async def scenario() -> tuple[bytes, bytes, bytes, StillMaker]:
@@ -74,17 +71,22 @@ def test_stills_of_a_live_ffmpeg_publisher_then_the_logo(tmp_path: Path) -> None
         )
         maker = StillMaker(hub, stills_directory(tmp_path), interval=1.0)
         maker.start()
+        services = SimpleNamespace(
+            options=SimpleNamespace(data_path=tmp_path), settings=SimpleNamespace(current=Settings()), stills=maker
+        )
         port = await ingest.listen("127.0.0.1", 0)
         command = [require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-readrate", "1", "-i", str(clip)]
         command += ["-c", "copy", "-f", "flv", f"rtmp://127.0.0.1:{port}/live/{KEY}"]
         publisher = await asyncio.create_subprocess_exec(*command, stdin=subprocess.DEVNULL)
         try:
-            await wait_for(lambda: maker.made >= 2, "two stills while live")
-            thumbnail = bytes(files.response(services, "thumbnail.jpg", "image/jpeg").description)
-            preview = bytes(files.response(services, "preview.gif", "image/gif").description)
+            await wait_for(lambda: maker.planner.latest is not None, "a second of live video")
+            assert maker.made == 0  # made when asked for, not before
+            thumbnail = bytes((await files.response(services, preview=False)).description)
+            preview = bytes((await files.response(services, preview=True)).description)
+            assert maker.made == 1  # one still served both requests
             assert await publisher.wait() == 0
             await wait_for(lambda: not maker.thumbnail_path.exists(), "the stills to go at stream end")
-            offline = bytes(files.response(services, "thumbnail.jpg", "image/jpeg").description)
+            offline = bytes((await files.response(services, preview=False)).description)
         finally:
             if publisher.returncode is None:
                 publisher.kill()

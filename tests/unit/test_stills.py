@@ -58,10 +58,13 @@ def video_units(items: list[HubItem]) -> list[AccessUnit]:
     return [i for i in items if isinstance(i, AccessUnit) and i.track is Track.VIDEO]
 
 
-def plan(planner: StillPlanner, items: list[HubItem]) -> list[StillJob]:
-    jobs = []
+def plan(planner: StillPlanner, items: list[HubItem], *, interval_asked: bool = True) -> list[StillJob]:
+    """Push a stream; after every item ask for a still, as a viewer asking all the time would,
+    and make the one due: the jobs made, in order."""
+    jobs: list[StillJob] = []
     for item in [StreamStart(), *items]:
-        job = planner.push(item)
+        planner.push(item)
+        job = planner.due(jobs[-1] if jobs else None) if interval_asked else None
         if job is not None:
             jobs.append(job)
     return jobs
@@ -92,7 +95,7 @@ def test_first_still_about_a_second_after_the_first_keyframe_then_every_interval
     units = video_units(source)
     first_keyframe = next(u for u in units if u.keyframe).dts / TIMESCALE
     assert starts[0] == pytest.approx(first_keyframe, abs=1e-3)
-    # One keyframe a second: a still every 2 s of media time, from a keyframe each time.
+    # One keyframe a second, asked all the time: a new still every 2 s of media time, each from a keyframe.
     assert [round(s - starts[0]) for s in starts] == [0, 2, 4]
     for job in jobs:
         assert job.units[0].keyframe and job.config == video_config(source)
@@ -101,12 +104,27 @@ def test_first_still_about_a_second_after_the_first_keyframe_then_every_interval
         assert all(u.track is Track.VIDEO for u in job.units)
 
 
+def test_nothing_is_made_until_asked_and_then_from_the_newest_window(source: list[HubItem]) -> None:
+    planner = StillPlanner(interval=2.0)
+    assert plan(planner, source, interval_asked=False) == []
+    assert planner.latest is not None
+    latest = planner.latest
+    assert planner.due(None) is latest  # the first request of the stream: the newest full window
+    assert round(latest.units[0].dts / TIMESCALE) == 4  # the keyframe at 4 s; the one at 5 s never filled
+    assert planner.due(latest) is None  # made from the newest window: fresh
+    older = dataclasses.replace(latest, units=tuple(u for u in video_units(source) if u.dts >= 3 * TIMESCALE))
+    assert planner.due(older) is None  # made from the window at 3 s: less than 2 s older than the newest
+    oldest = dataclasses.replace(latest, units=tuple(video_units(source)))
+    assert planner.due(oldest) is latest  # made from the window at 0 s: stale
+
+
 def test_window_stays_bounded_under_a_long_gop(long_gop: list[HubItem]) -> None:
     planner = StillPlanner(interval=20.0)
     peak_units = peak_bytes = 0
-    jobs = []
+    jobs: list[StillJob] = []
     for item in [StreamStart(), *long_gop]:
-        job = planner.push(item)
+        planner.push(item)
+        job = planner.due(jobs[-1] if jobs else None)
         jobs += [job] if job is not None else []
         peak_units = max(peak_units, planner.window_units)
         peak_bytes = max(peak_bytes, planner.window_bytes)
@@ -121,31 +139,30 @@ def test_window_stays_bounded_under_a_long_gop(long_gop: list[HubItem]) -> None:
         assert sum(len(u.data) for u in job.units) <= 2 * biggest
 
 
-def test_busy_worker_skips_the_round(source: list[HubItem]) -> None:
-    planner = StillPlanner(interval=2.0)
-    jobs = []
-    for item in [StreamStart(), *source]:
-        job = planner.push(item, busy=len(jobs) == 1)  # the first still never finishes
-        jobs += [job] if job is not None else []
-    assert len(jobs) == 1 and planner.skipped_rounds == 2
-
-
 def test_stream_boundaries_reset_the_schedule(source: list[HubItem]) -> None:
     planner = StillPlanner(interval=60.0)
     first = plan(planner, source)
     assert len(first) == 1 and first[0].stream == 1
-    assert planner.push(StreamEnd("gone")) is None and planner.window_units == 0
-    again = plan(planner, source)  # same timestamps again: a new stream, a still soon
+    planner.push(StreamEnd("gone"))
+    assert planner.window_units == 0 and planner.latest is None and planner.due(first[0]) is None
+    again = plan(planner, source)  # same timestamps again: a new stream, a still at once
     assert len(again) == 1 and again[0].stream == 2
+    assert planner.due(first[0]) is planner.latest  # a still of the last stream is never fresh
 
 
 def test_timeline_going_back_makes_a_still_due(source: list[HubItem]) -> None:
     planner = StillPlanner(interval=60.0)
     late = [i for i in source if not isinstance(i, AccessUnit) or i.dts >= 3 * TIMESCALE]
-    assert [round(job.units[0].dts / TIMESCALE) for job in plan(planner, late)] == [3]
+    made = plan(planner, late)
+    assert [round(job.units[0].dts / TIMESCALE) for job in made] == [3]
     # No StreamStart: the publisher's clock restarted within the stream, from 0.
-    again = [planner.push(item) for item in source if isinstance(item, AccessUnit)]
-    assert [round(job.units[0].dts / TIMESCALE) for job in again if job is not None] == [0]
+    again = []
+    for item in source:
+        if isinstance(item, AccessUnit):
+            planner.push(item)
+            job = planner.due(again[-1] if again else made[-1])
+            again += [job] if job is not None else []
+    assert [round(job.units[0].dts / TIMESCALE) for job in again] == [0]
 
 
 def test_no_stills_without_a_decodable_video_track(source: list[HubItem]) -> None:
@@ -226,25 +243,25 @@ async def wait_for(condition: Callable[[], bool]) -> None:
             await asyncio.sleep(0.02)
 
 
-async def publish(hub: MediaHub, items: list[HubItem], maker: StillMaker) -> None:
-    """Push like the demuxer does. Faster than real time, but a unit waits for a still being made,
-    as a real second between two units would (a still takes a fraction of one)."""
-    hub.start()
+async def publish(hub: MediaHub, items: list[HubItem], maker: StillMaker, *, start: bool = True) -> None:
+    """Push like the demuxer does, faster than real time; returns once the maker has read it all.
+    `start`: a new stream begins (else the items continue the live one)."""
+    if start:
+        hub.start()
     for item in items:
         if isinstance(item, TrackConfig):
             hub.set_config(item)
         elif isinstance(item, AccessUnit):
             hub.push(item)
             await asyncio.sleep(0)
-            while maker.busy:  # noqa: ASYNC110 (the worker thread's future has no event)
-                await asyncio.sleep(0.005)
+    await wait_for(lambda: len(maker.consumer) == 0)
 
 
-def test_maker_writes_stills_and_reverts_at_stream_end(source: list[HubItem], tmp_path: Path) -> None:
-    asyncio.run(maker_writes_stills_and_reverts(source, tmp_path))
+def test_maker_makes_stills_when_asked_and_reverts_at_stream_end(source: list[HubItem], tmp_path: Path) -> None:
+    asyncio.run(maker_makes_stills_and_reverts(source, tmp_path))
 
 
-async def maker_writes_stills_and_reverts(source: list[HubItem], tmp_path: Path) -> None:
+async def maker_makes_stills_and_reverts(source: list[HubItem], tmp_path: Path) -> None:
     directory = tmp_path / "tmp"
     directory.mkdir()
     (directory / "thumbnail.jpg").write_bytes(b"left over from the last run")
@@ -253,44 +270,76 @@ async def maker_writes_stills_and_reverts(source: list[HubItem], tmp_path: Path)
     maker.start()
     try:
         await wait_for(lambda: not maker.thumbnail_path.exists())  # the server starts offline
+        assert await maker.current() is None
         await publish(hub, source, maker)
-        await wait_for(lambda: maker.made >= 1)
-        assert maker.failures == 0
-        (picture,) = decode_all(maker.thumbnail_path.read_bytes())
+        assert maker.made == 0  # nobody asked: nothing decoded
+        # Three viewers at once: one still made, all three get it.
+        first, second, third = await asyncio.gather(maker.current(), maker.current(), maker.current())
+        assert first is not None and first is second is third and maker.made == 1 and maker.failures == 0
+        (picture,) = decode_all(first.jpeg)
         assert_close(rgb_at(picture, 280, 60), BLUE)
-        assert len(decode_all(maker.preview_path.read_bytes())) >= 7
+        assert len(decode_all(first.gif)) >= 7
+        assert await maker.current() is first and maker.made == 1  # fresh: served again
+        # Owncast's layout on disk too.
+        assert maker.thumbnail_path.read_bytes() == first.jpeg and maker.preview_path.read_bytes() == first.gif
         assert sorted(p.name for p in directory.iterdir()) == ["preview.gif", "thumbnail.jpg"]
         hub.end("publisher left")
         await wait_for(lambda: not maker.thumbnail_path.exists() and not maker.preview_path.exists())
+        assert await maker.current() is None and maker.made == 1
     finally:
         await maker.close()
     assert maker.consumer not in hub.consumers
+
+
+def test_a_still_of_an_earlier_moment_is_remade_when_stale(source: list[HubItem], tmp_path: Path) -> None:
+    asyncio.run(stale_still_is_remade(source, tmp_path))
+
+
+async def stale_still_is_remade(source: list[HubItem], tmp_path: Path) -> None:
+    hub = MediaHub()
+    maker = StillMaker(hub, tmp_path, interval=2.0)
+    maker.start()
+    early = [i for i in source if not isinstance(i, AccessUnit) or i.dts < 2.5 * TIMESCALE]
+    try:
+        await publish(hub, early, maker)
+        before = await maker.current()
+        await publish(
+            hub, [i for i in source if isinstance(i, AccessUnit) and i.dts >= 2.5 * TIMESCALE], maker, start=False
+        )
+        after = await maker.current()
+        assert before is not None and after is not None and after is not before and maker.made == 2
+    finally:
+        await maker.close()
 
 
 def test_maker_survives_failures_and_logs_once_per_stream(
     source: list[HubItem], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     maker = asyncio.run(maker_with_failures(source, tmp_path))
-    assert maker.failures == 6 and maker.skipped_rounds == 0  # stills at 0, 1 and 2 s, twice
+    assert maker.failures == 2  # one failed job per stream, however often it was asked for
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and r.name == "owncast_fast.media.stills"]
     assert len(warnings) == 2
     assert warnings[0].getMessage().startswith("stills: could not make a thumbnail (no picture decoded from")
 
 
 async def maker_with_failures(source: list[HubItem], tmp_path: Path) -> StillMaker:
-    # Every keyframe of the first 3 s is garbage: those stills fail, the later ones work.
+    # Every keyframe of the first 3 s is garbage: stills of those windows fail, later ones work.
     def spoil(item: HubItem) -> HubItem:
         if isinstance(item, AccessUnit) and item.track is Track.VIDEO and item.keyframe and item.dts < 3 * TIMESCALE:
             return dataclasses.replace(item, data=b"\x00\x00\x00\x04\x65\x00\x00\x00")
         return item
 
+    early = [spoil(i) for i in source if not isinstance(i, AccessUnit) or i.dts < 2.5 * TIMESCALE]
+    rest = [i for i in source if isinstance(i, AccessUnit) and i.dts >= 2.5 * TIMESCALE]
     hub = MediaHub()
     maker = StillMaker(hub, tmp_path, interval=1.0)
     maker.start()
     try:
         for _ in range(2):  # two streams: one warning each
-            await publish(hub, [spoil(item) for item in source], maker)
-            await wait_for(lambda: maker.made >= 1)
+            await publish(hub, early, maker)
+            assert [await maker.current() for _ in range(3)] == [None] * 3  # the logo; tried once
+            await publish(hub, rest, maker, start=False)
+            assert await maker.current() is not None and maker.made == 1
             hub.end("publisher left")
             await wait_for(lambda: not maker.thumbnail_path.exists())
             maker.made = 0
@@ -321,8 +370,7 @@ def test_hevc_sources_make_stills_too(tmp_path: Path) -> None:
             if p.size and p.dts is not None and p.pts is not None
         )
     config = TrackConfig(Track.VIDEO, "hvc1", "hvc1", record, width=320, height=240)
-    planner = StillPlanner(interval=20.0)
-    jobs = [job for job in (planner.push(item) for item in [StreamStart(), config, *units]) if job is not None]
+    jobs = plan(StillPlanner(interval=20.0), [config, *units])
     assert len(jobs) == 1
     stills = make_stills(jobs[0])
     (picture,) = decode_all(stills.jpeg)

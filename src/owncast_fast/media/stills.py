@@ -2,40 +2,47 @@
 
 Theory of operation
 -------------------
-Owncast runs ffmpeg every 20 s on the newest HLS segment of one variant. We take the frames from
-the media hub instead, before any muxing, through a consumer of our own: like every consumer it
-has a bounded queue that drops whole GOPs, so a slow still never slows the publisher or a variant.
+Owncast runs ffmpeg every 20 s on the newest HLS segment of one variant, whether anyone looks or
+not. We make a still when one is asked for (`/thumbnail.jpg`, `/preview.gif`: a page load, a link
+preview, a directory crawler) and the one we hold is stale, from frames taken off the media hub
+before any muxing, through a consumer of our own: like every consumer it has a bounded queue that
+drops whole GOPs, so a still never slows the publisher or a variant. A stream nobody previews costs
+no decoding at all (a 1080p still is ~0.3 s of CPU: every 20 s that was 1.5 % of a core).
 
 * `StillPlanner` (sans-I/O) keeps a *window*: a video keyframe and the units after it, up to
   `preview_seconds` of media time. Units past a full window are ignored until the next keyframe,
   which opens a new window; so a 10 s GOP costs one second of frames, not ten. A GOP shorter than
-  the window does not restart it (the window runs across keyframes until it is full).
-* A still is due `interval` of media time after the keyframe of the previous one; the first is due
-  as soon as the stream's first window is full (about a second after the first keyframe). Media
-  time, not the wall clock: a still every 20 s of stream, and tests need not wait.
-* When a full window is due, `push` hands out a `StillJob`: the decoder configuration and the
-  window's units (references to the hub's immutable units, no copy).
+  the window does not restart it (the window runs across keyframes until it is full). The newest
+  full window is kept as `latest` (references to the hub's immutable units, no copy): memory is
+  two windows at most, each bounded in units and bytes.
+* `due(made_from)` decides whether the still made from `made_from` (a `StillJob`) may still be
+  served: yes while the newest full window started less than `interval` of media time after it
+  (Owncast's 20 s). Media time, not the wall clock; a timeline that went back, or a new stream,
+  makes a still due at once.
 * `make_stills(job)` decodes the job with a fresh decoder and encodes the JPEG (first frame, the
   keyframe) and the GIF (`preview_seconds` at 8 fps, 480 px wide, palettegen/paletteuse, as
   Owncast's ffmpeg command). Pure: bytes in, bytes out. ~0.25 s at 1080p (bench/test_bench_stills.py).
-* `StillMaker` is the adapter: an asyncio task reading its hub queue and one dedicated worker
-  thread for the codec work and the files. If the previous still is still being made when the
-  next one is due, that round is skipped (and counted). Files are replaced atomically (temp file +
-  rename). At stream end both files are removed, so /thumbnail.jpg and /preview.gif fall back to
-  the logo (Owncast copies the logo over thumbnail.jpg; serving the logo gives the same answer).
-  The worker thread runs its jobs in order, so a still that finishes after its stream ended is
-  discarded, never written over the logo fallback.
+* `StillMaker` is the adapter: an asyncio task reading its hub queue, `await current()` for the
+  routes, and one dedicated worker thread for the codec work and the files. Requests that arrive
+  while a still is being made wait for that one (one decode however many ask); a job is tried once,
+  so a failing window is not decoded again for every request (the last good still, else the logo,
+  is served meanwhile). The still is also written to `<data>/tmp/` (Owncast's layout; temp file +
+  rename). At stream end both files are removed and `current()` answers None, so /thumbnail.jpg and
+  /preview.gif fall back to the logo (Owncast copies the logo over thumbnail.jpg; serving the logo
+  gives the same answer). The worker thread runs its jobs in order, so a still that finishes after
+  its stream ended is discarded, never written over the logo fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -89,7 +96,7 @@ class Stills:
 
 
 class StillPlanner:
-    """Decides which units make the next still. Sans-I/O: hub items in, `StillJob`s out."""
+    """Keeps the window the next still is made from. Sans-I/O: hub items in, `StillJob`s out."""
 
     def __init__(
         self,
@@ -106,13 +113,12 @@ class StillPlanner:
         self.max_units = max_units
         self.max_bytes = max_bytes
         self.stream = 0
-        self.skipped_rounds = 0
         self.unsupported: str | None = None  # codec of a video track we cannot decode
+        self.latest: StillJob | None = None  # the newest full window of the live stream
         self._config: TrackConfig | None = None
         self._window: list[AccessUnit] = []
         self._window_bytes = 0
         self._full = False
-        self._last_still_dts: int | None = None
 
     @property
     def window_units(self) -> int:
@@ -122,11 +128,11 @@ class StillPlanner:
     def window_bytes(self) -> int:
         return self._window_bytes
 
-    def push(self, item: HubItem, *, busy: bool = False) -> StillJob | None:
-        """Take one hub item; a job when a still is due. `busy`: the previous still is not done."""
+    def push(self, item: HubItem) -> None:
+        """Take one hub item."""
         if isinstance(item, AccessUnit):
             if item.track is Track.VIDEO and self._config is not None:
-                return self._video(item, busy)
+                self._video(item)
         elif isinstance(item, TrackConfig):
             if item.track is Track.VIDEO:
                 self._reset_window()
@@ -135,26 +141,36 @@ class StillPlanner:
                 self.unsupported = None if supported else item.codec
         elif isinstance(item, StreamStart | StreamEnd):
             self._config = None
+            self.latest = None
             self._reset_window()
-            self._last_still_dts = None
             if isinstance(item, StreamStart):
                 self.stream += 1
-        return None
 
-    def _video(self, unit: AccessUnit, busy: bool) -> StillJob | None:
+    def due(self, made_from: StillJob | None) -> StillJob | None:
+        """The job to make now, or None when the still made from `made_from` may still be served
+        (or when there is nothing to make a still from)."""
+        latest = self.latest
+        if latest is None or made_from is latest:
+            return None
+        if made_from is None or made_from.stream != latest.stream:
+            return latest
+        made, newest = made_from.units[0].dts, latest.units[0].dts
+        # A timeline that went back (the publisher's clock reset) makes a still due at once.
+        return None if made <= newest < made + self.interval_ticks else latest
+
+    def _video(self, unit: AccessUnit) -> None:
         if self._window and unit.dts < self._window[-1].dts:
             self._reset_window()  # decode times went back: the window's units are another timeline
-        job = None
         if self._window and not self._full and self._fills_window(unit):
             self._full = True
-            job = self._due(busy)
+            assert self._config is not None
+            self.latest = StillJob(self._config, tuple(self._window), self.stream)
         if self._full or not self._window:
             if not unit.keyframe:
-                return job  # nothing decodes before a keyframe; a full window takes no more
+                return  # nothing decodes before a keyframe; a full window takes no more
             self._reset_window()
         self._window.append(unit)
         self._window_bytes += len(unit.data)
-        return job
 
     def _fills_window(self, unit: AccessUnit) -> bool:
         """Would this unit take the window past the preview's length or a bound?"""
@@ -163,19 +179,6 @@ class StillPlanner:
             or len(self._window) >= self.max_units
             or self._window_bytes + len(unit.data) > self.max_bytes
         )
-
-    def _due(self, busy: bool) -> StillJob | None:
-        start = self._window[0].dts
-        last = self._last_still_dts
-        # A timeline that went back (the publisher's clock reset) makes a still due at once.
-        if last is not None and last <= start < last + self.interval_ticks:
-            return None
-        self._last_still_dts = start
-        if busy:
-            self.skipped_rounds += 1
-            return None
-        assert self._config is not None
-        return StillJob(self._config, tuple(self._window), self.stream)
 
     def _reset_window(self) -> None:
         self._window = []
@@ -318,7 +321,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class StillMaker:
-    """Hub consumer + one worker thread keeping `<directory>/thumbnail.jpg` and `preview.gif` fresh.
+    """Hub consumer + one worker thread: the live stills, made when asked for (`await current()`).
 
     `start()` on the server loop (removes stills left by a previous run: the server starts offline);
     `await close()` at shutdown. Stream start and end come through the hub; nothing else to call.
@@ -349,17 +352,10 @@ class StillMaker:
         self._warned_codec: str | None = None
         self._current_stream = 0  # read by the worker: a job of an ended stream is discarded
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stills")
-        self._pending: Future[None] | None = None
+        self._tried: StillJob | None = None  # the last job handed to the worker
+        self._pending: asyncio.Future[Stills | None] | None = None  # its result, while it is made
+        self._held: tuple[StillJob, Stills] | None = None  # the last still made, and from what
         self._task: asyncio.Task[None] | None = None
-
-    @property
-    def skipped_rounds(self) -> int:
-        return self.planner.skipped_rounds
-
-    @property
-    def busy(self) -> bool:
-        """A still is being made."""
-        return self._pending is not None and not self._pending.done()
 
     def start(self) -> None:
         self._worker.submit(self._remove_stills)
@@ -371,32 +367,56 @@ class StillMaker:
         self._current_stream = -1
         await asyncio.to_thread(self._worker.shutdown)
 
+    async def current(self) -> Stills | None:
+        """The live still, made now if the one held is stale; None while no stream is live (or
+        before its first window is full, or when no still could be made this stream)."""
+        job = self.planner.due(self._tried)
+        if job is not None:
+            self._tried = job
+            pending = asyncio.wrap_future(self._worker.submit(self._make, job))
+            pending.add_done_callback(functools.partial(self._settle, job))
+            self._pending = pending
+        if self._pending is not None:
+            await asyncio.shield(self._pending)  # a caller that goes away leaves it to the others
+        held = self._held
+        if held is None or self.planner.latest is None or held[0].stream != self.planner.stream:
+            return None
+        return held[1]
+
+    def _settle(self, job: StillJob, done: asyncio.Future[Stills | None]) -> None:
+        """On the loop, before any waiter resumes: keep what the worker made."""
+        if self._pending is done:
+            self._pending = None
+        stills = None if done.cancelled() or done.exception() is not None else done.result()
+        if stills is not None and job.stream == self.planner.stream:
+            self._held = (job, stills)
+
     async def _run(self) -> None:
         consumer = self.consumer
         while True:
             item = await consumer.get()
-            job = self.planner.push(item, busy=self.busy)
-            if job is not None:
-                self._pending = self._worker.submit(self._make, job)
-            elif isinstance(item, StreamStart):
+            self.planner.push(item)
+            if isinstance(item, StreamStart):
                 self._current_stream = self.planner.stream
             elif isinstance(item, StreamEnd):
                 self._current_stream = 0
+                self._held = None
                 self._worker.submit(self._remove_stills)
             elif isinstance(item, TrackConfig) and self.planner.unsupported not in (None, self._warned_codec):
                 self._warned_codec = self.planner.unsupported
                 log.info("stills: no decoder for %s video; the logo stands in for the thumbnail", self._warned_codec)
 
-    def _make(self, job: StillJob) -> None:
+    def _make(self, job: StillJob) -> Stills | None:
         """Worker thread: one still, written unless its stream has ended meanwhile."""
         try:
             stills = make_stills(job, preview_seconds=self.preview_seconds)
             if job.stream != self._current_stream:
-                return
+                return None
             self.directory.mkdir(parents=True, exist_ok=True)
             write_atomically(self.thumbnail_path, stills.jpeg)
             write_atomically(self.preview_path, stills.gif)
             self.made += 1
+            return stills
         except Exception as exc:  # a still costs that still, never the maker
             self.failures += 1
             if self._failed_stream != job.stream:
@@ -404,6 +424,7 @@ class StillMaker:
                 log.warning("stills: could not make a thumbnail (%s); further failures this stream not logged", exc)
             else:
                 log.debug("stills: could not make a thumbnail (%s)", exc)
+            return None
 
     def _remove_stills(self) -> None:
         for path in (self.thumbnail_path, self.preview_path):

@@ -295,9 +295,13 @@ class MetricsService:
 
 class LoopLag:
     """How late the event loop wakes a periodic timer: every request, RTMP read and segment
-    waits behind whatever holds the loop, so this is the latency the server adds under load."""
+    waits behind whatever holds the loop, so this is the latency the server adds under load.
 
-    def __init__(self, interval: float = 0.05, window: float = 60.0) -> None:
+    Four probes a second: a timer that wakes an idle loop costs ~0.25 ms of CPU on a virtual
+    machine (kernel timer + epoll + a task step), so the probe's 20 a second were 0.5 % of a core
+    on an idle server, most of its idle cost; 240 samples a minute still give a p99."""
+
+    def __init__(self, interval: float = 0.25, window: float = 60.0) -> None:
         self.interval = interval
         self.samples: collections.deque[float] = collections.deque(maxlen=int(window / interval))
 
