@@ -117,3 +117,47 @@ def test_get_waits_for_the_publisher() -> None:
         return [await waiter]
 
     assert asyncio.run(scenario()) == [StreamStart()]
+
+
+def test_taps_see_every_item_in_push_beside_the_queues() -> None:
+    hub = MediaHub()
+    queued = hub.attach("queued")
+    seen: list[object] = []
+    tap = hub.tap("tap", seen.append)
+    assert hub.taps == (tap,)
+    hub.start()
+    hub.set_config(VIDEO)
+    hub.push(video(0, True))
+    assert seen == [StreamStart(), VIDEO, video(0, True)]  # at once: no queue, no task
+    hub.push(video(1, False))
+    hub.end("done")
+    assert seen == drain(queued) == [StreamStart(), VIDEO, video(0, True), video(1, False), StreamEnd("done")]
+    hub.untap(tap)
+    hub.start()
+    assert hub.taps == () and seen[-1] == StreamEnd("done")
+
+
+def test_late_tap_gets_start_and_configs_then_waits_for_a_keyframe() -> None:
+    hub = MediaHub()
+    hub.start()
+    hub.set_config(VIDEO)
+    hub.set_config(AUDIO)
+    hub.push(video(0, True))
+    seen: list[object] = []
+    hub.tap("late", seen.append)
+    hub.push(audio(1))  # before the video keyframe: not decodable in step with the video
+    hub.push(video(1, False))
+    hub.push(video(2, True))
+    hub.push(audio(2))
+    assert seen == [StreamStart(), VIDEO, AUDIO, video(2, True), audio(2)]
+
+
+def test_late_tap_on_an_audio_only_stream_starts_at_the_next_unit() -> None:
+    hub = MediaHub()
+    hub.start()
+    hub.set_config(AUDIO)
+    hub.push(audio(0))
+    seen: list[object] = []
+    hub.tap("late", seen.append)
+    hub.push(audio(1))
+    assert seen == [StreamStart(), AUDIO, audio(1)]

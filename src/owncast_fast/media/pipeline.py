@@ -1,21 +1,20 @@
 """Per-variant pipelines: hub consumer -> segmenter -> live HLS state.
 
-A passthrough variant takes the source's access units as they are. Each variant is one asyncio
-task reading its own bounded hub queue, so a variant that falls behind loses whole GOPs (counted
-by the hub) and never slows the publisher or the other variants. Muxing is Cython and costs
-microseconds per unit, so it runs on the event loop; decoding/encoding (transcoded variants)
-runs in the transcoder's worker threads, which hand the encoded units back here.
+A passthrough variant takes the source's access units as they are, as a hub tap: muxing is
+Cython and costs microseconds per unit, so it runs on the event loop inside the hub's `push`,
+with no queue or task of its own (on one loop a queue would protect nothing and cost a task
+wake-up per unit). Decoding/encoding (transcoded variants) runs in the transcoder's worker
+threads, behind the transcoder's own bounded hub queue, which hand the encoded units back here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
 
 from owncast_fast.hls.live import LiveVariant
-from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, TrackConfig, stop_reading
+from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, Tap, TrackConfig
 from owncast_fast.media.segmenter import Segmenter
 from owncast_fast.media.slate import Slate, mux_slate
 
@@ -25,7 +24,7 @@ log = logging.getLogger(__name__)
 class VariantPipeline:
     """One variant: its segmenter and live playlist state, fed on the event loop.
 
-    A passthrough variant reads its own hub consumer (`hub` given); a transcoded variant is fed
+    A passthrough variant taps the hub (`hub` given) from `start()`; a transcoded variant is fed
     by the transcoder's encoder thread through `feed`, via `call_soon_threadsafe`.
     """
 
@@ -42,19 +41,12 @@ class VariantPipeline:
         self._slate = slate
         self.segmenter = segmenter
         self.live = live
-        self.consumer: Consumer | None = hub.attach(f"variant-{live.index}") if hub is not None else None
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._tap: Tap | None = None
 
     def start(self) -> None:
-        if self.consumer is not None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"variant-{self.live.index}")
-
-    async def _run(self) -> None:
-        consumer = self.consumer
-        assert consumer is not None
-        while True:
-            self.feed(await consumer.get())
+        if self.hub is not None:
+            self._tap = self.hub.tap(f"variant-{self.live.index}", self.feed)
 
     def feed(self, item: HubItem) -> None:
         try:
@@ -74,6 +66,6 @@ class VariantPipeline:
             log.exception("variant %d: dropping a unit the segmenter could not take", self.live.index)
 
     async def close(self) -> None:
-        if self.hub is not None:
-            await stop_reading(self.hub, self.consumer, self._task)
-        self._task = None
+        if self.hub is not None and self._tap is not None:
+            self.hub.untap(self._tap)
+        self._tap = None

@@ -5,9 +5,10 @@ Theory of operation
 Owncast runs ffmpeg every 20 s on the newest HLS segment of one variant, whether anyone looks or
 not. We make a still when one is asked for (`/thumbnail.jpg`, `/preview.gif`: a page load, a link
 preview, a directory crawler) and the one we hold is stale, from frames taken off the media hub
-before any muxing, through a consumer of our own: like every consumer it has a bounded queue that
-drops whole GOPs, so a still never slows the publisher or a variant. A stream nobody previews costs
-no decoding at all (a 1080p still is ~0.3 s of CPU: every 20 s that was 1.5 % of a core).
+before any muxing, through a hub tap (`StillPlanner.push` is a few comparisons and a list append
+per unit, on the loop; the decoding is on a worker thread), so a still never waits for a segment
+and never slows the publisher or a variant. A stream nobody previews costs no decoding at all
+(a 1080p still is ~0.3 s of CPU: every 20 s that was 1.5 % of a core).
 
 * `StillPlanner` (sans-I/O) keeps a *window*: a video keyframe and the units after it, up to
   `preview_seconds` of media time. Units past a full window are ignored until the next keyframe,
@@ -22,8 +23,8 @@ no decoding at all (a 1080p still is ~0.3 s of CPU: every 20 s that was 1.5 % of
 * `make_stills(job)` decodes the job with a fresh decoder and encodes the JPEG (first frame, the
   keyframe) and the GIF (`preview_seconds` at 8 fps, 480 px wide, palettegen/paletteuse, as
   Owncast's ffmpeg command). Pure: bytes in, bytes out. ~0.25 s at 1080p (bench/test_bench_stills.py).
-* `StillMaker` is the adapter: an asyncio task reading its hub queue, `await current()` for the
-  routes, and one dedicated worker thread for the codec work and the files. Requests that arrive
+* `StillMaker` is the adapter: its hub tap, `await current()` for the routes, and one dedicated
+  worker thread for the codec work and the files. Requests that arrive
   while a still is being made wait for that one (one decode however many ask); a job is tried once,
   so a failing window is not decoded again for every request (the last good still, else the logo,
   is served meanwhile). The still is also written to `<data>/tmp/` (Owncast's layout; temp file +
@@ -51,7 +52,7 @@ import av
 import av.error
 import av.filter
 
-from owncast_fast.media.hub import Consumer, HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig, stop_reading
+from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, Tap, TrackConfig
 from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
 
 log = logging.getLogger(__name__)
@@ -321,7 +322,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 class StillMaker:
-    """Hub consumer + one worker thread: the live stills, made when asked for (`await current()`).
+    """Hub tap + one worker thread: the live stills, made when asked for (`await current()`).
 
     `start()` on the server loop (removes stills left by a previous run: the server starts offline);
     `await close()` at shutdown. Stream start and end come through the hub; nothing else to call.
@@ -345,7 +346,7 @@ class StillMaker:
             interval=interval, preview_seconds=preview_seconds, max_units=max_units, max_bytes=max_bytes
         )
         self.preview_seconds = preview_seconds
-        self.consumer: Consumer = hub.attach("stills")
+        self.tap: Tap | None = None
         self.made = 0
         self.failures = 0
         self._failed_stream = 0  # the last stream whose failure was logged (once per stream)
@@ -355,15 +356,15 @@ class StillMaker:
         self._tried: StillJob | None = None  # the last job handed to the worker
         self._pending: asyncio.Future[Stills | None] | None = None  # its result, while it is made
         self._held: tuple[StillJob, Stills] | None = None  # the last still made, and from what
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._worker.submit(self._remove_stills)
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="stills")
+        self.tap = self.hub.tap("stills", self._take)
 
     async def close(self) -> None:
-        await stop_reading(self.hub, self.consumer, self._task)
-        self._task = None
+        if self.tap is not None:
+            self.hub.untap(self.tap)
+            self.tap = None
         self._current_stream = -1
         await asyncio.to_thread(self._worker.shutdown)
 
@@ -391,20 +392,20 @@ class StillMaker:
         if stills is not None and job.stream == self.planner.stream:
             self._held = (job, stills)
 
-    async def _run(self) -> None:
-        consumer = self.consumer
-        while True:
-            item = await consumer.get()
-            self.planner.push(item)
-            if isinstance(item, StreamStart):
-                self._current_stream = self.planner.stream
-            elif isinstance(item, StreamEnd):
-                self._current_stream = 0
-                self._held = None
-                self._worker.submit(self._remove_stills)
-            elif isinstance(item, TrackConfig) and self.planner.unsupported not in (None, self._warned_codec):
-                self._warned_codec = self.planner.unsupported
-                log.info("stills: no decoder for %s video; the logo stands in for the thumbnail", self._warned_codec)
+    def _take(self, item: HubItem) -> None:
+        """The hub tap, on the loop."""
+        self.planner.push(item)
+        if isinstance(item, AccessUnit):
+            return
+        if isinstance(item, StreamStart):
+            self._current_stream = self.planner.stream
+        elif isinstance(item, StreamEnd):
+            self._current_stream = 0
+            self._held = None
+            self._worker.submit(self._remove_stills)
+        elif isinstance(item, TrackConfig) and self.planner.unsupported not in (None, self._warned_codec):
+            self._warned_codec = self.planner.unsupported
+            log.info("stills: no decoder for %s video; the logo stands in for the thumbnail", self._warned_codec)
 
     def _make(self, job: StillJob) -> Stills | None:
         """Worker thread: one still, written unless its stream has ended meanwhile."""
