@@ -1,14 +1,16 @@
 """FLV tag parsing throughput on a realistic publish: 10 s of 1080p30 H.264 at 6 Mb/s plus AAC.
 
 The media is made with ffmpeg at session scope and every audio and video tag payload (what an RTMP
-audio/video message carries) is parsed once per round: `parse_video_tag` for video (header, NAL
-walk and validation, copy of the frame into `data`), `parse_audio_tag` for audio. The Cython module
-runs against its pure-Python twin.
+audio/video message carries, as the `bytes` the chunk decoder makes) is parsed once per round:
+`parse_video_tag` for video (header, NAL walk and validation, `data` as a read-only view of the
+frame), `parse_audio_tag` for audio. The Cython module runs against its pure-Python twin.
 
-Both sides must copy each frame into the `data` bytes they return (about 7.6 MB per round here), so
-on full-size frames the ratio is bounded by that copy. The second measurement keeps the same tag
-sequence (headers, NAL structure, audio packets) with every NAL unit and audio frame cut to 16 bytes:
-that is the per-tag parsing work the Cython is for, and the bar that catches a slow path creeping in.
+Neither side copies a frame (each tag's `data` is a memoryview of its payload), so the full-size
+figure is the per-tag work plus the NAL walk, whatever the frame sizes. The second measurement keeps
+the same tag sequence (headers, NAL structure, audio packets) with every NAL unit and audio frame cut
+to 16 bytes: the per-tag parsing alone, and the bar that catches a slow path creeping in. Both
+include what any caller pays: the Python loop and call per tag, and making the memoryview (two
+small objects, about as dear as the Cython parse itself).
 """
 
 from __future__ import annotations
@@ -23,12 +25,17 @@ from typing import Any
 
 import pytest
 
+from _server import is_quick
 from owncast_fast._native import flv as native_flv
 from owncast_fast._pure import flv as pure_flv
 
 IMPLS = {"cython": native_flv, "pure": pure_flv}
 FLV_AUDIO, FLV_VIDEO = 8, 9
 KEPT_BYTES = 16  # per NAL unit / audio frame in the header-bound tag set
+# The issue's bar on full-size tags; the CI subset (`bench/run.py --quick`) keeps a lower guard,
+# as the per-tag timings of a few hundred microseconds are at the mercy of a shared CI machine.
+RATIO_BAR = 20.0
+RATIO_GUARD_QUICK = 8.0
 
 Tags = tuple[list[bytes], list[bytes]]  # (video payloads, audio payloads)
 
@@ -152,13 +159,12 @@ def side_by_side(tags: Tags) -> dict[str, float]:
 def test_ratio_bar(media_tags: Tags, header_tags: Tags) -> None:
     """Cython against the twin, measured side by side, alternating, best of several runs.
 
-    Full-size tags: both sides copy ~7.6 MB of frame data per round into the returned `data`, at
-    memory speed in C and in Python alike, so the ratio is bounded by that copy (see the copy floor
-    printed). Header-bound tags: the same tag sequence with payloads cut to 16 bytes per unit, where
-    the per-tag parsing the Cython exists for dominates.
+    Full-size tags: the publish as it arrives; no frame is copied (`data` is a view), so this is
+    per-tag work and the NAL walk. Header-bound tags: the same tag sequence with payloads cut to 16
+    bytes per unit, the per-tag parsing alone.
     """
     bars = {
-        "full": float(os.environ.get("OWNCAST_FAST_BENCH_RATIO_FLV", "3")),
+        "full": float(os.environ.get("OWNCAST_FAST_BENCH_RATIO_FLV", RATIO_GUARD_QUICK if is_quick() else RATIO_BAR)),
         "headers": float(os.environ.get("OWNCAST_FAST_BENCH_RATIO_FLV_HEADERS", "10")),
     }
     ratios = {}
@@ -173,8 +179,5 @@ def test_ratio_bar(media_tags: Tags, header_tags: Tags) -> None:
             f"pure {best['pure'] * 1e3:.3f} ms ({count / best['pure'] / 1e6:.2f} M tags/s, "
             f"{megabytes / best['pure']:.0f} MB/s), ratio {ratios[label]:.1f}x (bar {bars[label]:g}x)"
         )
-    video = media_tags[0]
-    copy_floor = best_time(lambda: [payload[5:] for payload in video], 20)
-    print(f"copy floor: slicing the {len(video)} video payloads alone takes {copy_floor * 1e3:.3f} ms")
     for label, ratio in ratios.items():
         assert ratio >= bars[label], f"Cython/pure on {label} tags is {ratio:.1f}x, below the bar of {bars[label]:g}x"

@@ -6,7 +6,7 @@ cdef class VideoTag:
     cdef readonly int frame_type
     cdef readonly bint keyframe
     cdef readonly int composition_time
-    cdef readonly bytes data
+    cdef readonly object data  # read-only memoryview of the payload (or what the constructor got)
     cdef readonly tuple nal_types
 
     cdef tuple _fields(self)
@@ -16,6 +16,6 @@ cdef class AudioTag:
     cdef readonly str codec
     cdef readonly int sound_format
     cdef readonly int packet_type
-    cdef readonly bytes data
+    cdef readonly object data  # read-only memoryview of the payload (or what the constructor got)
 
     cdef tuple _fields(self)

@@ -3,10 +3,14 @@
 
 Theory of operation: one call per RTMP message. `parse_video_tag` reads the FLV video header
 (legacy or Enhanced RTMP), and for AVC/HEVC frames walks the length-prefixed NAL units once in C,
-validating every length against the tag and collecting the NAL unit types; the only copy of the
-input is the `data` bytes it returns. Decoder configuration records (avcC, hvcC, AAC
-AudioSpecificConfig) arrive once per stream and are parsed by the `parse_*_config` functions.
-`avcc_to_annexb` rewrites a frame's length prefixes as start codes for the MPEG-TS muxer.
+validating every length against the tag and collecting the NAL unit types. Nothing is copied: a
+tag's `data` is a read-only memoryview of the payload after the FLV headers, sharing the `bytes`
+the chunk decoder made for the message (and keeping it alive, which costs nothing: the view is
+all of it but the 1 to 8 header bytes). A payload in any other buffer is copied into `bytes` once
+first, so that a tag never changes when the caller reuses a writable buffer. Decoder
+configuration records (avcC, hvcC, AAC AudioSpecificConfig) arrive once per stream and are parsed
+by the `parse_*_config` functions. `avcc_to_annexb` rewrites a frame's length prefixes as start
+codes for the MPEG-TS muxer.
 
 The pure-Python twin `owncast_fast._pure.flv` has the same API, results and error messages.
 """
@@ -15,6 +19,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLong
+from cpython.memoryview cimport PyMemoryView_FromObject, PyMemoryView_GET_BUFFER
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, uint8_t, uint32_t
@@ -51,6 +56,9 @@ cdef str _HVC1 = "hvc1"
 cdef str _AV01 = "av01"
 cdef str _VP09 = "vp09"
 cdef tuple _NO_NALS = ()
+# Most frames hold one NAL unit; its 6-bit type indexes a shared one-element tuple (tuples are
+# immutable, so every tag may hold the same one).
+cdef tuple _ONE_NAL = tuple((nal_type,) for nal_type in range(64))
 
 _AUDIO_CODECS = {
     0: "pcm",
@@ -95,6 +103,33 @@ cdef inline uint32_t _read_length(const uint8_t* p, int size) noexcept nogil:
     return p[0]
 
 
+cdef object _view(bytes tag, Py_ssize_t start):
+    """A read-only memoryview of `tag` from `start` to its end, without copying.
+
+    The view is made over the whole bytes object and then narrowed in place: the same adjustment
+    CPython's memoryview slicing makes to a new view (init_slice), done on one that nobody else
+    has seen yet, which saves the second view and the slice object a `[start:]` would cost per tag.
+    """
+    cdef object view = PyMemoryView_FromObject(tag)
+    cdef Py_buffer* buffer = PyMemoryView_GET_BUFFER(view)
+    buffer.buf = <char*>buffer.buf + start
+    buffer.len -= start
+    buffer.shape[0] = buffer.len
+    return view
+
+
+cdef bytes _own(payload):
+    """The payload as bytes: itself, or, from any other buffer, one copy (see the module docstring)."""
+    cdef Py_buffer view
+    if type(payload) is bytes:
+        return <bytes>payload
+    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+    try:
+        return PyBytes_FromStringAndSize(<char*>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
 cdef int _check_length_size(int nal_length_size) except -1:
     if nal_length_size != 1 and nal_length_size != 2 and nal_length_size != 4:
         raise ValueError(f"nal_length_size must be 1, 2 or 4, not {nal_length_size}")
@@ -124,7 +159,10 @@ cdef Py_ssize_t _count_nals(const uint8_t* p, Py_ssize_t n, int size, str contex
     return count
 
 
+# Tags are made per frame and hold a str, ints, a tuple of ints and the payload view: nothing that
+# can lead back to a tag, so they stay out of the cycle collector (no tracking per frame).
 @cython.final
+@cython.no_gc
 @cython.freelist(16)
 cdef class VideoTag:
     """One FLV video tag (legacy or Enhanced RTMP header), parsed by `parse_video_tag`.
@@ -133,6 +171,8 @@ cdef class VideoTag:
     frames, also when the frame holds an IDR (AVC type 5) or IRAP (HEVC types 16-23) NAL unit:
     some encoders mark recovery points as inter frames.
     `codec` is "" only for an Enhanced RTMP command frame, which names no FourCC.
+    `data` is a read-only memoryview of the parsed payload (see the module docstring); a tag made
+    by its constructor keeps whatever it was given.
     """
 
     def __init__(
@@ -142,7 +182,7 @@ cdef class VideoTag:
         int frame_type,
         bint keyframe,
         int composition_time,
-        bytes data,
+        data,
         tuple nal_types,
     ):
         self.codec = codec
@@ -179,11 +219,12 @@ cdef class VideoTag:
 
 
 @cython.final
+@cython.no_gc
 @cython.freelist(16)
 cdef class AudioTag:
-    """One FLV audio tag, parsed by `parse_audio_tag`."""
+    """One FLV audio tag, parsed by `parse_audio_tag`; `data` as in VideoTag."""
 
-    def __init__(self, str codec, int sound_format, int packet_type, bytes data):
+    def __init__(self, str codec, int sound_format, int packet_type, data):
         self.codec = codec
         self.sound_format = sound_format
         self.packet_type = packet_type
@@ -210,7 +251,7 @@ cdef VideoTag _new_video_tag(
     int frame_type,
     bint keyframe,
     int composition_time,
-    bytes data,
+    object data,
     tuple nal_types,
 ):
     cdef VideoTag tag = VideoTag.__new__(VideoTag)
@@ -229,21 +270,22 @@ cdef VideoTag _coded_frame(
     int nal_kind,
     int frame_type,
     int composition_time,
-    const uint8_t* p,
-    Py_ssize_t n,
+    bytes tag,
+    Py_ssize_t start,
     int size,
 ):
-    """Builds a FRAME tag; for AVC/HEVC walks the NAL units (validate, count, then collect types)."""
+    """Builds a FRAME tag of tag[start:]; for AVC/HEVC walks the NAL units (validate, count, then
+    collect types)."""
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(tag) + start
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(tag) - start
     cdef bint keyframe = frame_type == 1
     cdef Py_ssize_t count, i, pos, length
     cdef int nal_type
     cdef tuple types
     if nal_kind == NAL_NONE or n == 0:
-        return _new_video_tag(
-            codec, _FRAME, frame_type, keyframe, composition_time, PyBytes_FromStringAndSize(<char*>p, n), _NO_NALS
-        )
+        return _new_video_tag(codec, _FRAME, frame_type, keyframe, composition_time, _view(tag, start), _NO_NALS)
     count = _count_nals(p, n, size, "FLV video", "tag")
-    types = PyTuple_New(count)
+    types = _NO_NALS if count == 1 else PyTuple_New(count)
     pos = 0
     for i in range(count):
         length = _read_length(p + pos, size)
@@ -257,23 +299,26 @@ cdef VideoTag _coded_frame(
             if 16 <= nal_type <= 23:
                 keyframe = True
         pos += length
-        # PyTuple_SET_ITEM steals a reference while `item` keeps Cython's own: give the tuple one.
-        item = PyLong_FromLong(nal_type)
-        Py_INCREF(item)
-        PyTuple_SET_ITEM(types, i, item)
-    return _new_video_tag(
-        codec, _FRAME, frame_type, keyframe, composition_time, PyBytes_FromStringAndSize(<char*>p, n), types
-    )
+        if count == 1:
+            types = <tuple>_ONE_NAL[nal_type]
+        else:
+            # PyTuple_SET_ITEM steals a reference while `item` keeps Cython's own: give the tuple one.
+            item = PyLong_FromLong(nal_type)
+            Py_INCREF(item)
+            PyTuple_SET_ITEM(types, i, item)
+    return _new_video_tag(codec, _FRAME, frame_type, keyframe, composition_time, _view(tag, start), types)
 
 
-cdef VideoTag _parse_video(const uint8_t* p, Py_ssize_t n, int size):
+cdef VideoTag _parse_video(bytes tag, int size):
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(tag)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(tag)
     cdef int first, frame_type, codec_id, packet_type, nal_kind
     cdef str codec
     if n == 0:
         raise ProtocolError("FLV video: empty tag")
     first = p[0]
     if first & 0x80:
-        return _parse_enhanced_video(p, n, size)
+        return _parse_enhanced_video(tag, p, n, size)
 
     # FLV v10.1 E.4.3.1 VIDEODATA: "FrameType UB[4] ... 1 = key frame (for AVC, a seekable frame)
     # 2 = inter frame (for AVC, a non-seekable frame) 3 = disposable inter frame (H.263 only)
@@ -297,9 +342,7 @@ cdef VideoTag _parse_video(const uint8_t* p, Py_ssize_t n, int size):
         # client-side seeking video frame sequence". `data` keeps everything after byte 0.
         if n < 2:
             raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 2-byte command header")
-        return _new_video_tag(
-            codec, _METADATA, 5, False, 0, PyBytes_FromStringAndSize(<char*>p + 1, n - 1), _NO_NALS
-        )
+        return _new_video_tag(codec, _METADATA, 5, False, 0, _view(tag, 1), _NO_NALS)
     # "AVCPacketType IF CodecID == 7 UI8: 0 = AVC sequence header 1 = AVC NALU 2 = AVC end of
     # sequence"; "CompositionTime IF CodecID == 7 SI24: IF AVCPacketType == 1 Composition time
     # offset ELSE 0".
@@ -309,21 +352,17 @@ cdef VideoTag _parse_video(const uint8_t* p, Py_ssize_t n, int size):
         )
     packet_type = p[1]
     if packet_type == 1:
-        return _coded_frame(codec, nal_kind, frame_type, _si24(p + 2), p + 5, n - 5, size)
+        return _coded_frame(codec, nal_kind, frame_type, _si24(p + 2), tag, 5, size)
     if packet_type == 0:
-        return _new_video_tag(
-            codec, _CONFIG, frame_type, frame_type == 1, 0, PyBytes_FromStringAndSize(<char*>p + 5, n - 5), _NO_NALS
-        )
+        return _new_video_tag(codec, _CONFIG, frame_type, frame_type == 1, 0, _view(tag, 5), _NO_NALS)
     if packet_type == 2:
-        return _new_video_tag(
-            codec, _END, frame_type, frame_type == 1, 0, PyBytes_FromStringAndSize(<char*>p + 5, n - 5), _NO_NALS
-        )
+        return _new_video_tag(codec, _END, frame_type, frame_type == 1, 0, _view(tag, 5), _NO_NALS)
     raise ProtocolError(
         f"FLV video: unknown {'AVC' if codec_id == 7 else 'HEVC'} packet type {packet_type}"
     )
 
 
-cdef VideoTag _parse_enhanced_video(const uint8_t* p, Py_ssize_t n, int size):
+cdef VideoTag _parse_enhanced_video(bytes tag, const uint8_t* p, Py_ssize_t n, int size):
     # Enhanced RTMP (veovera): "IsExHeader UB[1] ... FrameType UB[3] ... PacketType UB[4]": when
     # IsExHeader is set "the UB[4] bits are interpreted as VideoPacketType instead of VideoCodecId",
     # then "videoFourCc = FOURCC as VideoFourCc".
@@ -338,9 +377,7 @@ cdef VideoTag _parse_enhanced_video(const uint8_t* p, Py_ssize_t n, int size):
         # payload if we got here." No FourCC follows, so the tag names no codec.
         if n < 2:
             raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 2-byte command header")
-        return _new_video_tag(
-            "", _METADATA, 5, False, 0, PyBytes_FromStringAndSize(<char*>p + 1, n - 1), _NO_NALS
-        )
+        return _new_video_tag("", _METADATA, 5, False, 0, _view(tag, 1), _NO_NALS)
     if n < 5:
         raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 5-byte enhanced header")
     fourcc = _be32(p + 1)
@@ -364,52 +401,41 @@ cdef VideoTag _parse_enhanced_video(const uint8_t* p, Py_ssize_t n, int size):
         # "ExVideoTagBody does not contain video data. Instead, it contains an AMF-encoded
         # metadata"; "If VideoPacketType.Metadata is present, the FrameType flags at the top of
         # this table should be ignored."
-        return _new_video_tag(
-            codec, _METADATA, frame_type, False, 0, PyBytes_FromStringAndSize(<char*>p + 5, n - 5), _NO_NALS
-        )
+        return _new_video_tag(codec, _METADATA, frame_type, False, 0, _view(tag, 5), _NO_NALS)
     if frame_type < 1 or frame_type > 4:
         raise ProtocolError(f"FLV video: unknown frame type {frame_type}")
     if packet_type == 1:
         # CodedFrames: "if (videoFourCc == VideoFourCc.Avc || videoFourCc == VideoFourCc.Hevc ...)
         # { compositionTimeOffset = SI24 }"; AV1 and VP9 frames carry none.
         if nal_kind == NAL_NONE:
-            return _coded_frame(codec, NAL_NONE, frame_type, 0, p + 5, n - 5, size)
+            return _coded_frame(codec, NAL_NONE, frame_type, 0, tag, 5, size)
         if n < 8:
             raise ProtocolError(
                 f"FLV video: tag of {n} bytes is shorter than its 8-byte enhanced CodedFrames header"
             )
-        return _coded_frame(codec, nal_kind, frame_type, _si24(p + 5), p + 8, n - 8, size)
+        return _coded_frame(codec, nal_kind, frame_type, _si24(p + 5), tag, 8, size)
     if packet_type == 3:
         # "CodedFramesX ... CompositionTime Offset is implicitly set to zero. This optimization
         # avoids transmitting an SI24 composition time value of zero over the wire."
-        return _coded_frame(codec, nal_kind, frame_type, 0, p + 5, n - 5, size)
+        return _coded_frame(codec, nal_kind, frame_type, 0, tag, 5, size)
     if packet_type == 0 or packet_type == 5:
         # SequenceStart carries the decoder configuration record; "PacketTypeSequenceStart and
         # PacketTypeMPEG2TSSequenceStart are mutually exclusive", so both are the config.
-        return _new_video_tag(
-            codec, _CONFIG, frame_type, frame_type == 1, 0, PyBytes_FromStringAndSize(<char*>p + 5, n - 5), _NO_NALS
-        )
+        return _new_video_tag(codec, _CONFIG, frame_type, frame_type == 1, 0, _view(tag, 5), _NO_NALS)
     if packet_type == 2:
-        return _new_video_tag(
-            codec, _END, frame_type, frame_type == 1, 0, PyBytes_FromStringAndSize(<char*>p + 5, n - 5), _NO_NALS
-        )
+        return _new_video_tag(codec, _END, frame_type, frame_type == 1, 0, _view(tag, 5), _NO_NALS)
     raise ProtocolError(f"FLV video: unsupported enhanced packet type {packet_type}")
 
 
 def parse_video_tag(payload, int nal_length_size=4):
     """Parses the payload of an RTMP video message (an FLV VIDEODATA tag body)."""
-    cdef Py_buffer view
     _check_length_size(nal_length_size)
-    if type(payload) is bytes:
-        return _parse_video(<const uint8_t*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload), nal_length_size)
-    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
-    try:
-        return _parse_video(<const uint8_t*>view.buf, view.len, nal_length_size)
-    finally:
-        PyBuffer_Release(&view)
+    return _parse_video(_own(payload), nal_length_size)
 
 
-cdef AudioTag _parse_audio(const uint8_t* p, Py_ssize_t n):
+cdef AudioTag _parse_audio(bytes payload):
+    cdef const uint8_t* p = <const uint8_t*>PyBytes_AS_STRING(payload)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(payload)
     cdef AudioTag tag
     cdef int sound_format
     if n == 0:
@@ -423,7 +449,7 @@ cdef AudioTag _parse_audio(const uint8_t* p, Py_ssize_t n):
     tag.sound_format = sound_format
     if sound_format != 10:
         tag.packet_type = _FRAME
-        tag.data = PyBytes_FromStringAndSize(<char*>p + 1, n - 1)
+        tag.data = _view(payload, 1)
         return tag
     if n < 2:
         raise ProtocolError(f"FLV audio: tag of {n} bytes is shorter than its 2-byte AAC header")
@@ -433,20 +459,13 @@ cdef AudioTag _parse_audio(const uint8_t* p, Py_ssize_t n):
         tag.packet_type = _FRAME
     else:
         raise ProtocolError(f"FLV audio: unknown AAC packet type {p[1]}")
-    tag.data = PyBytes_FromStringAndSize(<char*>p + 2, n - 2)
+    tag.data = _view(payload, 2)
     return tag
 
 
 def parse_audio_tag(payload):
     """Parses the payload of an RTMP audio message (an FLV AUDIODATA tag body)."""
-    cdef Py_buffer view
-    if type(payload) is bytes:
-        return _parse_audio(<const uint8_t*>PyBytes_AS_STRING(payload), PyBytes_GET_SIZE(payload))
-    PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
-    try:
-        return _parse_audio(<const uint8_t*>view.buf, view.len)
-    finally:
-        PyBuffer_Release(&view)
+    return _parse_audio(_own(payload))
 
 
 cdef bytes _to_annexb(const uint8_t* p, Py_ssize_t n, int size):

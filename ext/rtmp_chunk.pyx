@@ -210,8 +210,9 @@ cdef class ChunkDecoder:
         return size if n >= size else -1
 
     cdef int _run(self, const uint8_t* p, Py_ssize_t n, list out) except -1:
-        cdef Py_ssize_t pos = 0, take, size, total
+        cdef Py_ssize_t pos = 0, take, size, total, slot
         cdef ChunkStream* st
+        cdef uint8_t first
         while pos < n:
             if self._current >= 0:
                 st = &self._streams[self._current]
@@ -228,6 +229,23 @@ cdef class ChunkDecoder:
                     if st.in_progress and st.received == st.length:
                         self._complete(st, out)
             elif self._stash_len == 0:
+                # Fast path: every chunk after the first of a message is a type 3 header that
+                # continues the message in progress on its chunk stream; publishers use csid
+                # 2..63, so the header is one byte (five with a repeated extended timestamp).
+                # This is the in-progress branch of _parse_header for that case, which can fail
+                # nothing and changes no header state.
+                first = p[pos]
+                if first >= 0xC0 and (first & 0x3F) >= 2:
+                    slot = self._small[first & 0x3F]
+                    if slot >= 0:
+                        st = &self._streams[slot]
+                        if st.in_progress:
+                            size = 5 if st.extended else 1
+                            if n - pos >= size:
+                                pos += size
+                                self._current = slot
+                                self._chunk_left = min(self._chunk_size, st.length - st.received)
+                                continue
                 size = self._header_size(p + pos, n - pos)
                 if size < 0:
                     memcpy(self._stash, p + pos, n - pos)

@@ -310,7 +310,8 @@ def test_accepts_any_contiguous_buffer(impl: ModuleType) -> None:
     for view in (bytearray(payload), memoryview(payload), memoryview(framed)[4:-4]):
         tag = impl.parse_video_tag(view)
         assert fields(tag) == expected
-        assert type(tag.data) is bytes
+        assert type(tag.data) is memoryview and tag.data.readonly
+        assert type(tag.data.obj) is bytes and tag.data.obj is not view  # one copy, into bytes
     assert fields(impl.parse_audio_tag(memoryview(b"x\xaf\x01\x21\x10y")[1:-1])) == (
         "mp4a",
         10,
@@ -337,6 +338,33 @@ def test_data_does_not_alias_the_input(impl: ModuleType) -> None:
     tag = impl.parse_video_tag(buffer)
     buffer[9:] = bytes(len(buffer) - 9)
     assert tag.data == nals(IDR)
+
+
+def test_data_is_a_read_only_view_sharing_the_payload(impl: ModuleType) -> None:
+    # The chunk decoder hands over each message as its own bytes object: the frame is not copied.
+    frame = nals(SEI, IDR)
+    video = legacy(1, 7, 1, 0, frame)
+    tag = impl.parse_video_tag(video)
+    assert type(tag.data) is memoryview and tag.data.obj is video
+    assert (tag.data.readonly, tag.data.format, tag.data.ndim, tag.data.contiguous) == (True, "B", 1, True)
+    assert (len(tag.data), tag.data.nbytes, bytes(tag.data), tag.data) == (len(frame), len(frame), frame, frame)
+    assert tag.data[4] == frame[4] and tag.data[-2:] == frame[-2:] and hash(tag.data) == hash(frame)
+    with pytest.raises(TypeError):
+        tag.data[0] = 0
+    for payload, header in (
+        (legacy(1, 7, 0, 0, b"\x01config"), 5),
+        (legacy(2, 7, 2, 0, b""), 5),
+        (bytes((0x57, 0x00)), 1),
+        (bytes((0x93,)) + b"hvc1" + nals(bytes((0x26, 0x01))), 5),
+        (bytes((0x91,)) + b"hvc1" + b"\x00\x00\x21" + nals(bytes((0x26, 0x01))), 8),
+        (bytes((0x91,)) + b"av01" + b"\x12\x00", 5),
+        (bytes((0x94,)) + b"hvc1" + b"\x02amf", 5),
+    ):
+        tag = impl.parse_video_tag(payload)
+        assert tag.data.obj is payload and tag.data.readonly and bytes(tag.data) == payload[header:]
+    for payload, header in ((b"\xaf\x01\x21\x10", 2), (b"\xaf\x00\x12\x10", 2), (b"\x2f\xff\xfb", 1)):
+        audio = impl.parse_audio_tag(payload)
+        assert audio.data.obj is payload and audio.data.readonly and bytes(audio.data) == payload[header:]
 
 
 def test_trailing_bytes_belong_to_the_tag(impl: ModuleType) -> None:

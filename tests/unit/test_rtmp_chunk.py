@@ -13,6 +13,7 @@ import pytest
 from owncast_fast._native import rtmp_chunk as native_rtmp_chunk
 from owncast_fast._pure import rtmp_chunk as pure_rtmp_chunk
 from owncast_fast.errors import ProtocolError
+from owncast_fast.ingest.rtmp.server import READ_BUFFER_SIZE
 
 MessageTuple = tuple[int, int, int, int, bytes]
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "rtmp"
@@ -126,6 +127,28 @@ def test_round_trip_whole_bytewise_and_split(impl: ModuleType, chunk_size: int) 
         out += decoder.feed(memoryview(stream)[pos : pos + step])
         pos += step
     assert as_tuples(out) == expected
+
+
+@pytest.mark.parametrize("read_size", [1, 5, 4096, READ_BUFFER_SIZE])
+def test_reads_through_one_reused_buffer_as_the_server_does(impl: ModuleType, read_size: int) -> None:
+    # The server writes each read into the same bytearray and feeds a slice of its memoryview;
+    # every payload must survive the buffer being overwritten by the next read. Type 3
+    # continuation headers (one byte, five with the extended timestamp of chunk stream 5) land on
+    # every offset of a read, which walks both the fast path and the split-header path.
+    messages = message_mix(128, seed=read_size)
+    writer = impl.ChunkWriter()
+    stream = b"".join(writer.write(*message) for message in messages)
+    buffer = bytearray(read_size)
+    view = memoryview(buffer)
+    decoder = impl.ChunkDecoder(max_chunk_streams=len({*CSIDS, 5}))
+    out: list[Any] = []
+    for start in range(0, len(stream), read_size):
+        piece = stream[start : start + read_size]
+        view[: len(piece)] = piece
+        out += decoder.feed(view[: len(piece)])
+    buffer[:] = bytes(read_size)
+    assert as_tuples(out) == messages
+    assert all(type(message.payload) is bytes for message in out)
 
 
 def test_trailing_partial_data_waits_for_the_rest(impl: ModuleType) -> None:

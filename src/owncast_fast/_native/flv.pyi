@@ -1,12 +1,15 @@
 """FLV audio/video tag payloads as carried in RTMP messages (compiled from ext/flv.pyx).
 
 Twin: `owncast_fast._pure.flv` (same API, results and error messages). Every malformed input
-raises `owncast_fast.errors.ProtocolError` with a message naming what broke.
+raises `owncast_fast.errors.ProtocolError` with a message naming what broke. A parsed tag's `data`
+is a read-only memoryview of the payload `bytes`, not a copy (a payload in any other buffer is
+copied into `bytes` once first).
 """
 
 from typing import Final, final
 
 _BytesLike = bytes | bytearray | memoryview
+_Payload = bytes | memoryview
 
 PACKET_CONFIG: Final = 0
 """Sequence header: decoder configuration record (avcC/hvcC/av1C/vpcC) or AAC AudioSpecificConfig."""
@@ -33,7 +36,7 @@ class VideoTag:
         frame_type: int,
         keyframe: bool,
         composition_time: int,
-        data: bytes,
+        data: _Payload,
         nal_types: tuple[int, ...],
     ) -> None: ...
     @property
@@ -51,8 +54,11 @@ class VideoTag:
     def composition_time(self) -> int:
         """Milliseconds, signed 24-bit; 0 where the packet has none."""
     @property
-    def data(self) -> bytes:
-        """The payload after the FLV headers: the config record, the frame, or the command/AMF."""
+    def data(self) -> _Payload:
+        """The payload after the FLV headers: the config record, the frame, or the command/AMF.
+
+        From `parse_video_tag`, a read-only memoryview sharing the payload's bytes (keeping them
+        alive); from the constructor, what it was given."""
     @property
     def nal_types(self) -> tuple[int, ...]:
         """NAL unit types in order for AVC/HEVC coded frames; () otherwise."""
@@ -61,7 +67,7 @@ class VideoTag:
 class AudioTag:
     """One FLV audio tag."""
 
-    def __init__(self, codec: str, sound_format: int, packet_type: int, data: bytes) -> None: ...
+    def __init__(self, codec: str, sound_format: int, packet_type: int, data: _Payload) -> None: ...
     @property
     def codec(self) -> str:
         """One of mp4a, mp3, speex, pcm, nellymoser, g711a, g711u; else "flv-audio-<SoundFormat>"."""
@@ -71,7 +77,8 @@ class AudioTag:
     def packet_type(self) -> int:
         """PACKET_CONFIG for the AAC sequence header, PACKET_FRAME otherwise."""
     @property
-    def data(self) -> bytes: ...
+    def data(self) -> _Payload:
+        """As VideoTag.data: from `parse_audio_tag`, a read-only memoryview of the payload."""
 
 def parse_video_tag(payload: _BytesLike, nal_length_size: int = 4) -> VideoTag:
     """Parses an RTMP video message payload; NAL lengths use `nal_length_size` (1, 2 or 4) bytes."""

@@ -2,7 +2,9 @@
 
 FLV audio/video tag payloads as carried in RTMP messages. The spec quotations that explain each
 field live above the Cython implementation in `ext/flv.pyx`; this module follows the same order
-of checks so that both raise the same `ProtocolError` for the same malformed input.
+of checks so that both raise the same `ProtocolError` for the same malformed input. As there, a
+parsed tag's `data` is a read-only memoryview of the payload `bytes` (a payload in any other
+buffer is copied into `bytes` once first), here made by slicing a memoryview.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ PACKET_END = 2
 PACKET_METADATA = 3
 
 _BytesLike = bytes | bytearray | memoryview
+_Payload = bytes | memoryview  # a parsed tag's `data` is a read-only memoryview
 
 _ENHANCED_CODECS = {b"hvc1": "hvc1", b"av01": "av01", b"vp09": "vp09", b"avc1": "avc1"}
 _NAL_WALKED = frozenset({"avc1", "hvc1"})
@@ -45,6 +48,8 @@ class VideoTag:
     frames, also when the frame holds an IDR (AVC type 5) or IRAP (HEVC types 16-23) NAL unit:
     some encoders mark recovery points as inter frames.
     `codec` is "" only for an Enhanced RTMP command frame, which names no FourCC.
+    `data` is a read-only memoryview of the parsed payload (see the module docstring); a tag made
+    by its constructor keeps whatever it was given.
     """
 
     codec: str
@@ -52,18 +57,18 @@ class VideoTag:
     frame_type: int
     keyframe: bool
     composition_time: int
-    data: bytes
+    data: _Payload
     nal_types: tuple[int, ...]
 
 
 @dataclass(slots=True)
 class AudioTag:
-    """One FLV audio tag, parsed by `parse_audio_tag`."""
+    """One FLV audio tag, parsed by `parse_audio_tag`; `data` as in VideoTag."""
 
     codec: str
     sound_format: int
     packet_type: int
-    data: bytes
+    data: _Payload
 
 
 def _as_bytes(data: _BytesLike) -> bytes:
@@ -75,10 +80,11 @@ def _check_length_size(nal_length_size: int) -> None:
         raise ValueError(f"nal_length_size must be 1, 2 or 4, not {nal_length_size}")
 
 
-def _walk_nals(data: bytes, size: int, context: str, whole: str) -> list[tuple[int, int]]:
-    """Validates a run of length-prefixed NAL units; returns (offset, length) of each unit."""
+def _walk_nals(data: bytes, start: int, size: int, context: str, whole: str) -> list[tuple[int, int]]:
+    """Validates the run of length-prefixed NAL units in data[start:]; returns (offset, length) of
+    each unit, offsets into `data` (messages count from `start`)."""
     units = []
-    pos = 0
+    pos = start
     end = len(data)
     while pos < end:
         if end - pos < size:
@@ -88,7 +94,7 @@ def _walk_nals(data: bytes, size: int, context: str, whole: str) -> list[tuple[i
         length = int.from_bytes(data[pos : pos + size], "big")
         pos += size
         if length == 0:
-            raise ProtocolError(f"{context}: empty NAL unit at offset {pos - size}")
+            raise ProtocolError(f"{context}: empty NAL unit at offset {pos - size - start}")
         if length > end - pos:
             raise ProtocolError(f"{context}: NAL unit length {length} overruns the {whole} ({end - pos} bytes left)")
         units.append((pos, length))
@@ -96,18 +102,19 @@ def _walk_nals(data: bytes, size: int, context: str, whole: str) -> list[tuple[i
     return units
 
 
-def _coded_frame(codec: str, frame_type: int, composition_time: int, data: bytes, size: int) -> VideoTag:
+def _coded_frame(codec: str, frame_type: int, composition_time: int, tag: bytes, start: int, size: int) -> VideoTag:
+    """A FRAME tag of tag[start:]."""
     keyframe = frame_type == 1
     nal_types: tuple[int, ...] = ()
-    if codec in _NAL_WALKED and data:
-        units = _walk_nals(data, size, "FLV video", "tag")
+    if codec in _NAL_WALKED and len(tag) > start:
+        units = _walk_nals(tag, start, size, "FLV video", "tag")
         if codec == "avc1":
-            nal_types = tuple(data[pos] & 0x1F for pos, _ in units)
+            nal_types = tuple(tag[pos] & 0x1F for pos, _ in units)
             keyframe = keyframe or 5 in nal_types
         else:
-            nal_types = tuple((data[pos] >> 1) & 0x3F for pos, _ in units)
+            nal_types = tuple((tag[pos] >> 1) & 0x3F for pos, _ in units)
             keyframe = keyframe or any(16 <= nal_type <= 23 for nal_type in nal_types)
-    return VideoTag(codec, PACKET_FRAME, frame_type, keyframe, composition_time, data, nal_types)
+    return VideoTag(codec, PACKET_FRAME, frame_type, keyframe, composition_time, memoryview(tag)[start:], nal_types)
 
 
 def _si24(data: bytes) -> int:
@@ -137,16 +144,16 @@ def parse_video_tag(payload: _BytesLike, nal_length_size: int = 4) -> VideoTag:
     if frame_type == 5:
         if n < 2:
             raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 2-byte command header")
-        return VideoTag(codec, PACKET_METADATA, 5, False, 0, tag[1:], ())
+        return VideoTag(codec, PACKET_METADATA, 5, False, 0, memoryview(tag)[1:], ())
     if n < 5:
         raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 5-byte {name} header")
     packet_type = tag[1]
     if packet_type == 1:
-        return _coded_frame(codec, frame_type, _si24(tag[2:5]), tag[5:], nal_length_size)
+        return _coded_frame(codec, frame_type, _si24(tag[2:5]), tag, 5, nal_length_size)
     if packet_type == 0:
-        return VideoTag(codec, PACKET_CONFIG, frame_type, frame_type == 1, 0, tag[5:], ())
+        return VideoTag(codec, PACKET_CONFIG, frame_type, frame_type == 1, 0, memoryview(tag)[5:], ())
     if packet_type == 2:
-        return VideoTag(codec, PACKET_END, frame_type, frame_type == 1, 0, tag[5:], ())
+        return VideoTag(codec, PACKET_END, frame_type, frame_type == 1, 0, memoryview(tag)[5:], ())
     raise ProtocolError(f"FLV video: unknown {name} packet type {packet_type}")
 
 
@@ -157,7 +164,7 @@ def _parse_enhanced_video(tag: bytes, nal_length_size: int) -> VideoTag:
     if packet_type != 4 and frame_type == 5:
         if n < 2:
             raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 2-byte command header")
-        return VideoTag("", PACKET_METADATA, 5, False, 0, tag[1:], ())
+        return VideoTag("", PACKET_METADATA, 5, False, 0, memoryview(tag)[1:], ())
     if n < 5:
         raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 5-byte enhanced header")
     fourcc = tag[1:5]
@@ -165,21 +172,21 @@ def _parse_enhanced_video(tag: bytes, nal_length_size: int) -> VideoTag:
     if codec is None:
         raise ProtocolError(f"FLV video: unknown enhanced FourCC {fourcc.decode('latin-1')!a}")
     if packet_type == 4:
-        return VideoTag(codec, PACKET_METADATA, frame_type, False, 0, tag[5:], ())
+        return VideoTag(codec, PACKET_METADATA, frame_type, False, 0, memoryview(tag)[5:], ())
     if not 1 <= frame_type <= 4:
         raise ProtocolError(f"FLV video: unknown frame type {frame_type}")
     if packet_type == 1:
         if codec not in _NAL_WALKED:
-            return _coded_frame(codec, frame_type, 0, tag[5:], nal_length_size)
+            return _coded_frame(codec, frame_type, 0, tag, 5, nal_length_size)
         if n < 8:
             raise ProtocolError(f"FLV video: tag of {n} bytes is shorter than its 8-byte enhanced CodedFrames header")
-        return _coded_frame(codec, frame_type, _si24(tag[5:8]), tag[8:], nal_length_size)
+        return _coded_frame(codec, frame_type, _si24(tag[5:8]), tag, 8, nal_length_size)
     if packet_type == 3:
-        return _coded_frame(codec, frame_type, 0, tag[5:], nal_length_size)
+        return _coded_frame(codec, frame_type, 0, tag, 5, nal_length_size)
     if packet_type in (0, 5):
-        return VideoTag(codec, PACKET_CONFIG, frame_type, frame_type == 1, 0, tag[5:], ())
+        return VideoTag(codec, PACKET_CONFIG, frame_type, frame_type == 1, 0, memoryview(tag)[5:], ())
     if packet_type == 2:
-        return VideoTag(codec, PACKET_END, frame_type, frame_type == 1, 0, tag[5:], ())
+        return VideoTag(codec, PACKET_END, frame_type, frame_type == 1, 0, memoryview(tag)[5:], ())
     raise ProtocolError(f"FLV video: unsupported enhanced packet type {packet_type}")
 
 
@@ -192,7 +199,7 @@ def parse_audio_tag(payload: _BytesLike) -> AudioTag:
     sound_format = tag[0] >> 4
     codec = _AUDIO_CODEC_NAMES[sound_format]
     if sound_format != 10:
-        return AudioTag(codec, sound_format, PACKET_FRAME, tag[1:])
+        return AudioTag(codec, sound_format, PACKET_FRAME, memoryview(tag)[1:])
     if n < 2:
         raise ProtocolError(f"FLV audio: tag of {n} bytes is shorter than its 2-byte AAC header")
     if tag[1] == 0:
@@ -201,14 +208,14 @@ def parse_audio_tag(payload: _BytesLike) -> AudioTag:
         packet_type = PACKET_FRAME
     else:
         raise ProtocolError(f"FLV audio: unknown AAC packet type {tag[1]}")
-    return AudioTag(codec, sound_format, packet_type, tag[2:])
+    return AudioTag(codec, sound_format, packet_type, memoryview(tag)[2:])
 
 
 def avcc_to_annexb(data: _BytesLike, nal_length_size: int = 4) -> bytes:
     """Rewrites length-prefixed NAL units (AVCC/HVCC layout) as Annex B: 00 00 00 01 before each."""
     _check_length_size(nal_length_size)
     frame = _as_bytes(data)
-    units = _walk_nals(frame, nal_length_size, "AVCC", "frame")
+    units = _walk_nals(frame, 0, nal_length_size, "AVCC", "frame")
     return b"".join([b"\x00\x00\x00\x01" + frame[pos : pos + length] for pos, length in units])
 
 

@@ -121,6 +121,15 @@ class ChunkDecoder:
                     if payload is not None and len(payload) == current.length:
                         self._complete(current, payload, out)
             elif not self._stash:
+                first = view[pos]
+                if first >= 0xC0 and first & 0x3F >= 2:
+                    stream = self._streams.get(first & 0x3F)
+                    if stream is not None and stream.payload is not None:
+                        size = 5 if stream.extended else 1
+                        if n - pos >= size:
+                            pos += size
+                            self._start_chunk(stream, len(stream.payload))
+                            continue
                 size = self._header_size(view[pos:])
                 if size < 0:
                     self._stash = bytes(view[pos:])

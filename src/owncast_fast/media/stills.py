@@ -47,6 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import av.error
@@ -199,7 +200,7 @@ def decode_frames(job: StillJob) -> list[av.VideoFrame]:
     frames: list[av.VideoFrame] = []
     errors = 0
     for unit in job.units:
-        packet = av.Packet(unit.data)
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
         packet.pts, packet.dts = unit.pts, unit.dts
         packet.time_base = Fraction(1, TIMESCALE)
         try:

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, cast
 
 from owncast_fast.media.annexb import annexb_to_avcc, avcc_record_from_extradata
 from owncast_fast.media.codecs import codecs_string
@@ -570,7 +570,7 @@ class Transcoder:
         decoder = self._decoder
         if decoder is None:
             return
-        packet = av.Packet(unit.data)
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
         packet.pts = unit.pts
         packet.dts = unit.dts
         packet.time_base = TIME_BASE
@@ -649,7 +649,7 @@ class Transcoder:
         import av
 
         rate = self._audio_config.sample_rate if self._audio_config is not None else 0
-        packet = av.Packet(unit.data)
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
         packet.pts = packet.dts = unit.pts * (rate or 48000) // TIMESCALE
         try:
             frames = decoder.decode(packet)

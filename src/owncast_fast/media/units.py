@@ -24,11 +24,14 @@ class AccessUnit:
 
     `data` holds the frame as the source delivered it: length-prefixed NAL units for
     AVC/HEVC (AVCC layout, prefix size from the track's decoder configuration), OBUs for
-    AV1, raw AAC frames (no ADTS header) for audio.
+    AV1, raw AAC frames (no ADTS header) for audio. From RTMP ingest it is a read-only
+    memoryview into the message's bytes (the FLV parser copies nothing); from encoders,
+    bytes. Consumers take it through the buffer protocol (len, slicing, `bytes(...)`,
+    `av.Packet`, the muxers), never with bytes-only methods.
     """
 
     track: Track
     dts: int
     pts: int
     keyframe: bool
-    data: bytes
+    data: bytes | memoryview

@@ -3,7 +3,9 @@
 Per-frame Python over the per-byte Cython parser (`owncast_fast._native.flv`). It keeps what a
 stream needs between frames: the current decoder configurations (the NAL length size of AVC and
 HEVC comes from them), and the last few seconds of frame sizes for the measured bitrate and
-frame rate shown in the admin status.
+frame rate shown in the admin status. Frames go on as the parser's read-only views of the message
+payload (no copy); a decoder configuration record, kept for the whole stream, is copied into
+`bytes` once.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ class FlvDemuxer:
     def video(self, timestamp_ms: int, payload: bytes) -> None:
         tag = flv.parse_video_tag(payload, self._nal_length_size)
         if tag.packet_type == flv.PACKET_CONFIG:
-            self._video_config = self._video_track_config(tag.codec, tag.data)
+            self._video_config = self._video_track_config(tag.codec, bytes(tag.data))
             self._sink.set_config(self._video_config)
         elif tag.packet_type == flv.PACKET_FRAME:
             if self._video_config is None:
@@ -95,12 +97,13 @@ class FlvDemuxer:
         tag = flv.parse_audio_tag(payload)
         if tag.packet_type == flv.PACKET_CONFIG:
             if tag.codec == "mp4a":
-                aac = flv.parse_aac_config(tag.data)
+                record = bytes(tag.data)
+                aac = flv.parse_aac_config(record)
                 self._audio_config = TrackConfig(
                     Track.AUDIO,
                     "mp4a",
                     aac.codecs,
-                    tag.data,
+                    record,
                     sample_rate=aac.sample_rate,
                     channels=aac.channels,
                 )
