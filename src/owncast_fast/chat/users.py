@@ -14,8 +14,6 @@ SUGGESTED_NAMES_MINIMUM = 10  # Owncast only draws from the suggested list when 
 ESTABLISHED_USER_S = 15 * 60
 MODERATOR_SCOPE = "MODERATOR"
 
-_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
-
 # Our own word lists for generated names ("adjective-noun"); Owncast's are different words.
 _ADJECTIVES = (
     "amber", "brave", "breezy", "bright", "calm", "clever", "cosmic", "curious", "dapper", "eager",
@@ -36,8 +34,11 @@ def new_access_token() -> str:
 
 
 def new_id() -> str:
-    """A short URL-safe id (Owncast uses shortid: about 9 characters of [0-9A-Za-z_-])."""
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(9))
+    """A short URL-safe id (Owncast uses shortid: about 9 characters of [0-9A-Za-z_-]).
+
+    Every chat event gets one, so one read of the system's random source (7 bytes, 54 bits kept),
+    not one per character."""
+    return secrets.token_urlsafe(7)[:9]
 
 
 def new_color() -> int:
