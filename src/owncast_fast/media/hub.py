@@ -145,7 +145,7 @@ class Tap:
         self._has_video = False
 
     def __call__(self, item: HubItem) -> None:
-        if isinstance(item, AccessUnit):
+        if type(item) is AccessUnit:  # the hot path: units, dozens a second
             if self._waiting:
                 if not item.keyframe or (item.track is not Track.VIDEO and self._has_video):
                     return

@@ -191,6 +191,8 @@ class RtmpServerSession:
         return events
 
     def data_to_send(self) -> bytes:
+        if not self._out:
+            return b""  # the adapter asks after every read; almost every answer is this
         out = bytes(self._out)
         self._out.clear()
         return out
