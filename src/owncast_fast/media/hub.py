@@ -62,6 +62,12 @@ DEFAULT_MAX_BYTES = 6_000_000
 DEFAULT_MAX_UNITS = 900
 
 
+def resumes_at(unit: AccessUnit, has_video: bool) -> bool:
+    """Where a consumer or tap that skipped units picks up again: a video keyframe (any unit of an
+    audio-only stream), so everything it gets decodes."""
+    return unit.keyframe and (unit.track is Track.VIDEO or not has_video)
+
+
 class Consumer:
     """One consumer's queue. Read with `await get()`; the hub fills it with `offer()`."""
 
@@ -88,7 +94,7 @@ class Consumer:
     def offer(self, item: HubItem) -> None:
         if isinstance(item, AccessUnit):
             if self._dropping:
-                if not self._resumes_at(item) or self._full(item):
+                if not resumes_at(item, self._has_video) or self._full(item):
                     self.dropped_units += 1
                     return
                 self._dropping = False
@@ -109,9 +115,6 @@ class Consumer:
 
     def skip_to_next_keyframe(self) -> None:
         self._dropping = True
-
-    def _resumes_at(self, unit: AccessUnit) -> bool:
-        return unit.keyframe and (unit.track is Track.VIDEO or not self._has_video)
 
     def _full(self, unit: AccessUnit) -> bool:
         return len(self._queue) >= self.max_units or self._bytes + len(unit.data) > self.max_bytes
@@ -147,7 +150,7 @@ class Tap:
     def __call__(self, item: HubItem) -> None:
         if type(item) is AccessUnit:  # the hot path: units, dozens a second
             if self._waiting:
-                if not item.keyframe or (item.track is not Track.VIDEO and self._has_video):
+                if not resumes_at(item, self._has_video):
                     return
                 self._waiting = False
         elif isinstance(item, StreamStart):

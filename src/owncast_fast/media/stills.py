@@ -200,7 +200,7 @@ def decode_frames(job: StillJob) -> list[av.VideoFrame]:
     frames: list[av.VideoFrame] = []
     errors = 0
     for unit in job.units:
-        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer; PyAV's type hints say bytes
         packet.pts, packet.dts = unit.pts, unit.dts
         packet.time_base = Fraction(1, TIMESCALE)
         try:

@@ -570,7 +570,7 @@ class Transcoder:
         decoder = self._decoder
         if decoder is None:
             return
-        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer; PyAV's type hints say bytes
         packet.pts = unit.pts
         packet.dts = unit.dts
         packet.time_base = TIME_BASE
@@ -649,7 +649,7 @@ class Transcoder:
         import av
 
         rate = self._audio_config.sample_rate if self._audio_config is not None else 0
-        packet = av.Packet(cast(bytes, unit.data))  # any buffer: PyAV's stub says bytes
+        packet = av.Packet(cast(bytes, unit.data))  # any buffer; PyAV's type hints say bytes
         packet.pts = packet.dts = unit.pts * (rate or 48000) // TIMESCALE
         try:
             frames = decoder.decode(packet)
