@@ -4,9 +4,10 @@
 Theory of operation: one call per RTMP message. `parse_video_tag` reads the FLV video header
 (legacy or Enhanced RTMP), and for AVC/HEVC frames walks the length-prefixed NAL units once in C,
 validating every length against the tag and collecting the NAL unit types. Nothing is copied: a
-tag's `data` is a read-only memoryview of the payload after the FLV headers, sharing the `bytes`
-the chunk decoder made for the message (and keeping it alive, which costs nothing: the view is
-all of it but the 1 to 8 header bytes). A payload in any other buffer is copied into `bytes` once
+tag's `data` is a read-only `PayloadView` of the payload after the FLV headers, sharing the
+`bytes` the chunk decoder made for the message (and keeping it alive, which costs nothing: the
+view is all of it but the 1 to 8 header bytes). It is a buffer like a memoryview slice, at half
+the cost of one (one object from a free list instead of two GC-tracked ones). A payload in any other buffer is copied into `bytes` once
 first, so that a tag never changes when the caller reuses a writable buffer. Decoder
 configuration records (avcC, hvcC, AAC AudioSpecificConfig) arrive once per stream and are parsed
 by the `parse_*_config` functions. `avcc_to_annexb` rewrites a frame's length prefixes as start
@@ -16,10 +17,18 @@ The pure-Python twin `owncast_fast._pure.flv` has the same API, results and erro
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport (
+    PyBUF_FORMAT,
+    PyBUF_ND,
+    PyBUF_SIMPLE,
+    PyBUF_STRIDES,
+    PyBUF_WRITABLE,
+    PyBuffer_Release,
+    PyObject_GetBuffer,
+)
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.long cimport PyLong_FromLong
-from cpython.memoryview cimport PyMemoryView_FromObject, PyMemoryView_GET_BUFFER
+from cpython.memoryview cimport PyMemoryView_FromObject
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from libc.stdint cimport int32_t, uint8_t, uint32_t
@@ -103,18 +112,81 @@ cdef inline uint32_t _read_length(const uint8_t* p, int size) noexcept nogil:
     return p[0]
 
 
-cdef object _view(bytes tag, Py_ssize_t start):
-    """A read-only memoryview of `tag` from `start` to its end, without copying.
+cdef const char* _FORMAT_B = "B"
 
-    The view is made over the whole bytes object and then narrowed in place: the same adjustment
-    CPython's memoryview slicing makes to a new view (init_slice), done on one that nobody else
-    has seen yet, which saves the second view and the slice object a `[start:]` would cost per tag.
-    """
-    cdef object view = PyMemoryView_FromObject(tag)
-    cdef Py_buffer* buffer = PyMemoryView_GET_BUFFER(view)
-    buffer.buf = <char*>buffer.buf + start
-    buffer.len -= start
-    buffer.shape[0] = buffer.len
+# A frame's `data` is a window on the message payload. A memoryview slice costs two GC-tracked
+# objects per frame (the managed buffer and the view); this read-only window is one small object
+# from a free list, exports the same bytes through the buffer protocol (so `bytes()`, `len()`,
+# `memoryview()`, `bytes.join`, PyAV and the muxers take it as they take a memoryview) and keeps
+# the payload alive while anything holds it or a buffer of it.
+@cython.final
+@cython.no_gc
+@cython.freelist(32)
+cdef class PayloadView:
+    """A read-only view of part of a `bytes` payload (an FLV tag's `data`); see the module docstring."""
+
+    cdef bytes _base
+    cdef Py_ssize_t _start
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _itemsize
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        if flags & PyBUF_WRITABLE:
+            raise BufferError("PayloadView is read-only")
+        buffer.buf = PyBytes_AS_STRING(self._base) + self._start
+        buffer.obj = self
+        buffer.len = self._len
+        buffer.readonly = 1
+        buffer.itemsize = 1
+        buffer.format = <char*>_FORMAT_B if flags & PyBUF_FORMAT else NULL
+        buffer.ndim = 1
+        buffer.shape = &self._len if flags & PyBUF_ND else NULL
+        buffer.strides = &self._itemsize if flags & PyBUF_STRIDES == PyBUF_STRIDES else NULL
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+
+    def __len__(self):
+        return self._len
+
+    @property
+    def obj(self):
+        """The payload `bytes` this views (as `memoryview.obj`)."""
+        return self._base
+
+    @property
+    def readonly(self):
+        return True
+
+    def __getitem__(self, key):
+        return PyMemoryView_FromObject(self)[key]
+
+    def __bytes__(self):
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(self._base) + self._start, self._len)
+
+    def tobytes(self):
+        """The viewed bytes, copied (as `memoryview.tobytes`)."""
+        return self.__bytes__()
+
+    def __eq__(self, other):
+        try:
+            return PyMemoryView_FromObject(self) == PyMemoryView_FromObject(other)
+        except TypeError:
+            return NotImplemented
+
+    def __hash__(self):
+        return hash(self.__bytes__())
+
+    def __repr__(self):
+        return f"<PayloadView of {self._len} bytes>"
+
+
+cdef inline PayloadView _view(bytes tag, Py_ssize_t start):
+    """A read-only view of `tag` from `start` to its end, without copying."""
+    cdef PayloadView view = PayloadView.__new__(PayloadView)
+    view._base = tag
+    view._start = start
+    view._len = PyBytes_GET_SIZE(tag) - start
+    view._itemsize = 1
     return view
 
 
@@ -171,7 +243,7 @@ cdef class VideoTag:
     frames, also when the frame holds an IDR (AVC type 5) or IRAP (HEVC types 16-23) NAL unit:
     some encoders mark recovery points as inter frames.
     `codec` is "" only for an Enhanced RTMP command frame, which names no FourCC.
-    `data` is a read-only memoryview of the parsed payload (see the module docstring); a tag made
+    `data` is a read-only `PayloadView` of the parsed payload (see the module docstring); a tag made
     by its constructor keeps whatever it was given.
     """
 

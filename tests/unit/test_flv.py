@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -310,7 +311,7 @@ def test_accepts_any_contiguous_buffer(impl: ModuleType) -> None:
     for view in (bytearray(payload), memoryview(payload), memoryview(framed)[4:-4]):
         tag = impl.parse_video_tag(view)
         assert fields(tag) == expected
-        assert type(tag.data) is memoryview and tag.data.readonly
+        assert memoryview(tag.data).readonly and tag.data.readonly
         assert type(tag.data.obj) is bytes and tag.data.obj is not view  # one copy, into bytes
     assert fields(impl.parse_audio_tag(memoryview(b"x\xaf\x01\x21\x10y")[1:-1])) == (
         "mp4a",
@@ -318,6 +319,36 @@ def test_accepts_any_contiguous_buffer(impl: ModuleType) -> None:
         FRAME,
         b"\x21\x10",
     )
+
+
+def test_payload_view_behaves_as_a_read_only_buffer_of_the_payload() -> None:
+    """The Cython module's `data` type: one object per frame instead of a memoryview slice's two.
+
+    Everything downstream takes it as a buffer (muxers, PyAV, bytes.join, file writes); these are
+    the memoryview behaviours callers rely on, and the lifetime rules that make it safe."""
+    frame = nals(SEI, IDR)
+    payload = legacy(1, 7, 1, 0, frame)
+    data = native_flv.parse_video_tag(payload).data
+    assert type(data) is native_flv.PayloadView and repr(data) == f"<PayloadView of {len(frame)} bytes>"
+    assert len(data) == len(frame) and bytes(data) == data.tobytes() == frame and bytearray(data) == frame
+    assert data == frame and frame == data and data == memoryview(frame) and data != frame[1:]
+    assert data != "text" and data != 5 and hash(data) == hash(frame)
+    assert data[0] == frame[0] and data[-1] == frame[-1] and data[2:9] == frame[2:9]
+    assert memoryview(data).cast("B", (len(frame),)).tolist() == list(frame)
+    with pytest.raises(TypeError):
+        data[0] = 1  # type: ignore[index]
+    # A writable buffer is refused (the payload is shared, immutable bytes).
+    with pytest.raises(TypeError, match="read-write"):
+        io.BytesIO(b"overwrite").readinto(data)  # asks for a writable buffer
+    writable = bytearray(len(frame))
+    memoryview(writable)[:] = data  # reading into another buffer works
+    assert writable == frame
+    # The payload lives as long as the view, and the view as long as any buffer taken from it.
+    del payload
+    exported = memoryview(data)
+    del data
+    assert exported.tobytes() == frame and exported.obj is not None
+    exported.release()
 
 
 def test_rejects_what_is_not_a_buffer(impl: ModuleType) -> None:
@@ -345,9 +376,12 @@ def test_data_is_a_read_only_view_sharing_the_payload(impl: ModuleType) -> None:
     frame = nals(SEI, IDR)
     video = legacy(1, 7, 1, 0, frame)
     tag = impl.parse_video_tag(video)
-    assert type(tag.data) is memoryview and tag.data.obj is video
-    assert (tag.data.readonly, tag.data.format, tag.data.ndim, tag.data.contiguous) == (True, "B", 1, True)
-    assert (len(tag.data), tag.data.nbytes, bytes(tag.data), tag.data) == (len(frame), len(frame), frame, frame)
+    # A memoryview in the twin; in the Cython module a PayloadView, which exports the same buffer.
+    assert tag.data.obj is video
+    view = memoryview(tag.data)
+    assert (view.readonly, view.format, view.ndim, view.contiguous) == (True, "B", 1, True)
+    assert (len(tag.data), view.nbytes, bytes(tag.data), tag.data) == (len(frame), len(frame), frame, frame)
+    assert view.tobytes() == tag.data.tobytes() == frame and b"".join((tag.data, tag.data)) == frame + frame
     assert tag.data[4] == frame[4] and tag.data[-2:] == frame[-2:] and hash(tag.data) == hash(frame)
     with pytest.raises(TypeError):
         tag.data[0] = 0

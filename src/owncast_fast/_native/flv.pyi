@@ -2,14 +2,35 @@
 
 Twin: `owncast_fast._pure.flv` (same API, results and error messages). Every malformed input
 raises `owncast_fast.errors.ProtocolError` with a message naming what broke. A parsed tag's `data`
-is a read-only memoryview of the payload `bytes`, not a copy (a payload in any other buffer is
-copied into `bytes` once first).
+is a read-only `PayloadView` of the payload `bytes`, not a copy (a payload in any other buffer is
+copied into `bytes` once first); the twin gives a memoryview slice, which behaves the same.
 """
 
-from typing import Final, final
+from typing import Final, final, overload
 
-_BytesLike = bytes | bytearray | memoryview
-_Payload = bytes | memoryview
+@final
+class PayloadView:
+    """A read-only window on part of a payload's `bytes`: one small object per frame where a
+    memoryview slice costs two. It exports the bytes through the buffer protocol (read-only), so
+    whatever takes a memoryview takes it; it keeps the payload alive."""
+
+    @property
+    def obj(self) -> bytes:
+        """The payload viewed (as `memoryview.obj`)."""
+    @property
+    def readonly(self) -> bool: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, key: int, /) -> int: ...
+    @overload
+    def __getitem__(self, key: slice, /) -> memoryview: ...
+    def __bytes__(self) -> bytes: ...
+    def tobytes(self) -> bytes: ...
+    def __hash__(self) -> int: ...
+
+_BytesLike = bytes | bytearray | memoryview | PayloadView
+_Payload = bytes | memoryview | PayloadView
 
 PACKET_CONFIG: Final = 0
 """Sequence header: decoder configuration record (avcC/hvcC/av1C/vpcC) or AAC AudioSpecificConfig."""
@@ -57,7 +78,7 @@ class VideoTag:
     def data(self) -> _Payload:
         """The payload after the FLV headers: the config record, the frame, or the command/AMF.
 
-        From `parse_video_tag`, a read-only memoryview sharing the payload's bytes (keeping them
+        From `parse_video_tag`, a read-only `PayloadView` sharing the payload's bytes (keeping them
         alive); from the constructor, what it was given."""
     @property
     def nal_types(self) -> tuple[int, ...]:
@@ -78,7 +99,7 @@ class AudioTag:
         """PACKET_CONFIG for the AAC sequence header, PACKET_FRAME otherwise."""
     @property
     def data(self) -> _Payload:
-        """As VideoTag.data: from `parse_audio_tag`, a read-only memoryview of the payload."""
+        """As VideoTag.data: from `parse_audio_tag`, a read-only `PayloadView` of the payload."""
 
 def parse_video_tag(payload: _BytesLike, nal_length_size: int = 4) -> VideoTag:
     """Parses an RTMP video message payload; NAL lengths use `nal_length_size` (1, 2 or 4) bytes."""

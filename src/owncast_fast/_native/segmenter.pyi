@@ -9,7 +9,9 @@ track's timescale; a stream that breaks the format's limits (dts going backwards
 from collections.abc import Iterable
 from typing import ClassVar, final
 
-_BytesLike = bytes | bytearray | memoryview
+from owncast_fast._native.flv import PayloadView
+
+_BytesLike = bytes | bytearray | memoryview | PayloadView
 
 @final
 class Fmp4Track:
@@ -92,15 +94,15 @@ class TsMuxer:
         self,
         *,
         video_codec: str | None = None,
-        video_config: bytes | bytearray | memoryview = b"",
-        audio_config: bytes | bytearray | memoryview = b"",
+        video_config: _BytesLike = b"",
+        audio_config: _BytesLike = b"",
     ) -> None: ...
-    def set_video_config(self, video_config: bytes | bytearray | memoryview) -> None:
+    def set_video_config(self, video_config: _BytesLike) -> None:
         """Replace the avcC/hvcC record: its length size applies from the next unit, its parameter
         sets from the next keyframe (they are only ever inserted before keyframes)."""
     def start_segment(self) -> bytes:
         """PAT and PMT, to begin a segment (two TS packets)."""
-    def write_video(self, dts: int, pts: int, keyframe: bool, data: bytes | bytearray | memoryview) -> bytes:
+    def write_video(self, dts: int, pts: int, keyframe: bool, data: _BytesLike) -> bytes:
         """One video access unit (AVCC) as TS packets: one PES of Annex B with an AUD first."""
-    def write_audio(self, pts: int, data: bytes | bytearray | memoryview) -> bytes:
+    def write_audio(self, pts: int, data: _BytesLike) -> bytes:
         """One raw AAC frame as TS packets: one PES holding one ADTS frame (b"" for an empty frame)."""

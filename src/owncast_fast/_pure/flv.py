@@ -4,7 +4,8 @@ FLV audio/video tag payloads as carried in RTMP messages. The spec quotations th
 field live above the Cython implementation in `ext/flv.pyx`; this module follows the same order
 of checks so that both raise the same `ProtocolError` for the same malformed input. As there, a
 parsed tag's `data` is a read-only memoryview of the payload `bytes` (a payload in any other
-buffer is copied into `bytes` once first), here made by slicing a memoryview.
+buffer is copied into `bytes` once first), here made by slicing a memoryview (the Cython module's
+`PayloadView` is the same buffer in one cheaper object).
 """
 
 from __future__ import annotations

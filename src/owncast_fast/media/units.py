@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from owncast_fast._native.flv import PayloadView
+
 TIMESCALE = 90_000
 MS_TO_TICKS = TIMESCALE // 1000
 
@@ -25,7 +27,7 @@ class AccessUnit:
     `data` holds the frame as the source delivered it: length-prefixed NAL units for
     AVC/HEVC (AVCC layout, prefix size from the track's decoder configuration), OBUs for
     AV1, raw AAC frames (no ADTS header) for audio. From RTMP ingest it is a read-only
-    memoryview into the message's bytes (the FLV parser copies nothing); from encoders,
+    `PayloadView` of the message's bytes (the FLV parser copies nothing); from encoders,
     bytes. Consumers take it through the buffer protocol (len, slicing, `bytes(...)`,
     `av.Packet`, the muxers), never with bytes-only methods.
     """
@@ -34,4 +36,4 @@ class AccessUnit:
     dts: int
     pts: int
     keyframe: bool
-    data: bytes | memoryview
+    data: bytes | memoryview | PayloadView
