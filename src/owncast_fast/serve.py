@@ -58,6 +58,7 @@ def run(options: Options) -> int:
         return 2
 
     from owncast_fast.web.app import create_app
+    from owncast_fast.web.deadlines import apply_deadlines
 
     holder = ServicesHolder()
     app = create_app(holder)
@@ -88,6 +89,7 @@ def run(options: Options) -> int:
             print(f"owncast-fast: {exc}", file=sys.stderr, flush=True)
             os._exit(2)
         holder.set(services)
+        apply_deadlines(plan.web_port, options.web_timeout)
         loop = asyncio.get_running_loop()
 
         def on_signal(name: str) -> None:

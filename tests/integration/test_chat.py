@@ -297,6 +297,71 @@ def test_a_client_that_never_reads_does_not_hold_up_the_others(server: ServerPro
     asyncio.run(scenario())
 
 
+def test_a_client_that_never_reads_is_dropped_after_the_web_timeout(server_factory: ServerFactory) -> None:
+    """Owncast drops a chat socket it cannot write to. Robyn has no write deadline, so the web
+    listener's connections carry a kernel one (`--web-timeout`, TCP_USER_TIMEOUT): once the stalled
+    peer's window has been shut that long, the connection is aborted and the hub forgets the client,
+    so what is buffered for it stops growing. The reading client loses nothing meanwhile."""
+    server = server_factory("--web-timeout", "2")
+    talker = register(server.base_url, "talker")
+    listener = register(server.base_url, "listener")
+    sloth = register(server.base_url, "sloth")
+    assert (
+        admin_post(server, "/api/admin/chat/users/setmoderator", {"userId": talker["id"], "isModerator": True})[0]
+        == 200
+    )
+
+    def connected_names() -> list[str]:
+        clients = server.get("/api/admin/chat/clients", admin=ADMIN_PASSWORD)
+        return sorted(client["user"]["displayName"] for client in clients)
+
+    async def scenario() -> tuple[float, int]:
+        slow = await ChatSocket.open(server.web_port, sloth["accessToken"])
+        slow.socket.transport.pause_reading()  # never reads again: its window closes
+        t = await ChatSocket.open(server.web_port, talker["accessToken"])
+        listen = await ChatSocket.open(server.web_port, listener["accessToken"])
+        await t.next()
+        await listen.next()
+        assert await asyncio.to_thread(connected_names) == ["listener", "sloth", "talker"]
+        body = "p" * 1900
+        started = time.monotonic()
+        sent = received = 0
+        dropped_after = 0.0
+        while time.monotonic() - started < 90:
+            for _ in range(200):
+                await t.send({"type": "CHAT", "body": f"{sent} {body}"})
+                sent += 1
+            while received < sent:
+                got = await listen.next_of("CHAT", wait=10)
+                assert got["body"].startswith(f"<p>{received} ")
+                # The talker reads its own echo too: a talker that stopped reading would be a
+                # stalled client as well, and dropped as well.
+                await t.next_of("CHAT", wait=10)
+                received += 1
+            if "sloth" not in await asyncio.to_thread(connected_names):
+                dropped_after = time.monotonic() - started
+                break
+        assert dropped_after, f"the stalled client was still connected after {sent} messages"
+        # The others carry on, in order, after the drop.
+        await t.send({"type": "CHAT", "body": "after"})
+        assert (await listen.next_of("CHAT", wait=10))["body"] == "<p>after</p>"
+        assert (await t.next_of("CHAT", wait=10))["body"] == "<p>after</p>"
+        # The stalled peer finds its connection gone once it reads again.
+        slow.socket.transport.resume_reading()
+        with pytest.raises(Exception):  # noqa: B017 - reset or closed, as the kernel reports it
+            while True:
+                await slow.next(wait=10)
+        for socket in (t, listen):
+            await socket.close()
+        return dropped_after, sent
+
+    dropped_after, sent = asyncio.run(scenario())
+    # ~3 s here: the buffers on both sides fill, then 2 s of a shut window. Without the deadline
+    # Robyn keeps buffering; something drops the socket only after ~45 s on this kernel.
+    assert dropped_after < 20, (dropped_after, sent)
+    assert sorted(connected_names()) == []
+
+
 def test_connect_disconnect_cycles_leave_nothing_behind(server: ServerProcess) -> None:
     user = register(server.base_url, "cycler")
 

@@ -94,6 +94,16 @@ def _part_target(value: str | int | float, name: str) -> float:
     return seconds
 
 
+def _web_timeout(value: str | int | float, name: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise OptionsError(f"{name}: {value!r} is not a number of seconds") from None
+    if not 1.0 <= seconds <= 3600.0:
+        raise OptionsError(f"{name}: {seconds:g} is outside 1..3600 seconds")
+    return seconds
+
+
 def _size(value: str | int, name: str) -> int:
     try:
         size = int(value)
@@ -127,6 +137,12 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("web-ip", _ip, "address the web server (API, HLS, chat, UI) listens on"),
     Option("web-port", _port, "web server port (Owncast's default)"),
+    Option(
+        "web-timeout",
+        _web_timeout,
+        "seconds a web client may leave our data unacknowledged (or stay silent on an idle chat socket) "
+        "before its connection is dropped, as Owncast's chat does after 60 s",
+    ),
     Option("rtmp-ip", _ip, "address the RTMP ingest listens on"),
     Option("rtmp-port", _port, "RTMP ingest port"),
     Option("data-dir", _text, "directory for the database, HLS files, logs and uploads"),
@@ -182,6 +198,7 @@ OPTIONS: tuple[Option, ...] = (
 class Options:
     web_ip: str = "0.0.0.0"
     web_port: int = 8080
+    web_timeout: float = 60.0
     rtmp_ip: str = "0.0.0.0"
     rtmp_port: int = 1935
     data_dir: str = "./data"
@@ -273,7 +290,7 @@ def markdown_table() -> str:
     """The options table of README.md (a test keeps the README equal to this)."""
     rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
     for opt in OPTIONS:
-        shown = f"{opt.default:.3f}" if isinstance(opt.default, float) else str(opt.default)
+        shown = f"{round(opt.default, 3):g}" if isinstance(opt.default, float) else str(opt.default)
         default = f"`{shown}`" if opt.default != "" else "(empty)"
         meaning = opt.help.replace("<", "&lt;").replace(">", "&gt;")
         rows.append(f"| `--{opt.name}` | `{opt.env}` | {default} | {meaning} |")
