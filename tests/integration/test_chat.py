@@ -257,16 +257,20 @@ def test_emoji_upload_list_serve_and_use(server: ServerProcess) -> None:
     assert server.request("/img/emoji/party.gif")[0] == 404
 
 
-def test_a_client_that_never_reads_does_not_hold_up_the_others(server: ServerProcess) -> None:
-    """A socket whose reader is stopped while 4 MB of chat flows: the others still get every message."""
-    talker = register(server.base_url, "talker")
-    listener = register(server.base_url, "listener")
-    sloth = register(server.base_url, "sloth")
-    # A moderator is not rate-limited, so one client can push the volume a crowd would.
+def talker_listener_sloth(server: ServerProcess) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Three users for the slow-consumer tests; the talker is a moderator: not rate-limited, so
+    one client can push the volume a crowd would."""
+    talker, listener, sloth = (register(server.base_url, name) for name in ("talker", "listener", "sloth"))
     assert (
         admin_post(server, "/api/admin/chat/users/setmoderator", {"userId": talker["id"], "isModerator": True})[0]
         == 200
     )
+    return talker, listener, sloth
+
+
+def test_a_client_that_never_reads_does_not_hold_up_the_others(server: ServerProcess) -> None:
+    """A socket whose reader is stopped while 4 MB of chat flows: the others still get every message."""
+    talker, listener, sloth = talker_listener_sloth(server)
     count = 2000
 
     async def scenario() -> None:
@@ -303,13 +307,7 @@ def test_a_client_that_never_reads_is_dropped_after_the_web_timeout(server_facto
     peer's window has been shut that long, the connection is aborted and the hub forgets the client,
     so what is buffered for it stops growing. The reading client loses nothing meanwhile."""
     server = server_factory("--web-timeout", "2")
-    talker = register(server.base_url, "talker")
-    listener = register(server.base_url, "listener")
-    sloth = register(server.base_url, "sloth")
-    assert (
-        admin_post(server, "/api/admin/chat/users/setmoderator", {"userId": talker["id"], "isModerator": True})[0]
-        == 200
-    )
+    talker, listener, sloth = talker_listener_sloth(server)
 
     def connected_names() -> list[str]:
         clients = server.get("/api/admin/chat/clients", admin=ADMIN_PASSWORD)

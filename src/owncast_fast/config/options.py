@@ -84,24 +84,23 @@ def _flag(value: str | int | bool, name: str) -> bool:
     raise OptionsError(f"{name}: {value!r} is not true or false")
 
 
-def _part_target(value: str | int | float, name: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise OptionsError(f"{name}: {value!r} is not a number of seconds") from None
-    if not 0.1 <= seconds <= 2.0:
-        raise OptionsError(f"{name}: {seconds:g} is outside 0.1..2 seconds")
-    return seconds
+def _seconds(low: float, high: float) -> Callable[[str | int | float, str], float]:
+    """A parser for a number of seconds within [low, high]."""
+
+    def parse(value: str | int | float, name: str) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise OptionsError(f"{name}: {value!r} is not a number of seconds") from None
+        if not low <= seconds <= high:
+            raise OptionsError(f"{name}: {seconds:g} is outside {low:g}..{high:g} seconds")
+        return seconds
+
+    return parse
 
 
-def _web_timeout(value: str | int | float, name: str) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise OptionsError(f"{name}: {value!r} is not a number of seconds") from None
-    if not 1.0 <= seconds <= 3600.0:
-        raise OptionsError(f"{name}: {seconds:g} is outside 1..3600 seconds")
-    return seconds
+_part_target = _seconds(0.1, 2.0)
+_web_timeout = _seconds(1.0, 3600.0)
 
 
 def _size(value: str | int, name: str) -> int:
