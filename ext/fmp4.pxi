@@ -23,6 +23,7 @@
 # Names at module level carry a fmp4/Fmp4 prefix: this file shares one module with mpegts.pxi.
 
 cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, realloc
@@ -348,7 +349,7 @@ def init_segment(tracks):
 # --- fragments ----------------------------------------------------------------------------------
 
 cdef struct Fmp4Sample:
-    const char* data          # into a bytes object the writer's lists keep alive until the flush
+    const char* data          # into a bytes object or held buffer the writer's lists keep until the flush
     int64_t dts
     int32_t offset            # pts - dts
     uint32_t size
@@ -465,12 +466,28 @@ cdef uint8_t* fmp4_write_traf(Fmp4TrackState* st, uint8_t* p, uint8_t* data, uin
 
 
 @cython.final
+@cython.no_gc
+@cython.freelist(64)
+cdef class _HeldSample:
+    """A pending sample's read-only buffer, exported until the fragment holding it is written.
+
+    Frames from ingest arrive as read-only views of their RTMP message (`PayloadView`); holding the
+    export instead of copying into `bytes` leaves one copy per sample, the one into the fragment.
+    """
+
+    cdef Py_buffer view
+
+    def __dealloc__(self):
+        PyBuffer_Release(&self.view)
+
+
+@cython.final
 cdef class FragmentWriter:
     """Buffers access units per track and emits them as one moof + mdat per `flush()`."""
 
     cdef Fmp4TrackState* _states
     cdef Py_ssize_t _n_tracks
-    cdef list _data               # per track, the bytes objects its pending samples point into
+    cdef list _data               # per track, the bytes or held buffers its pending samples point into
     cdef Py_ssize_t _pending_bytes
 
     def __cinit__(self):
@@ -527,6 +544,9 @@ cdef class FragmentWriter:
         cdef Py_ssize_t size, capacity
         cdef Fmp4Sample* grown
         cdef Fmp4Sample* sample
+        cdef _HeldSample held
+        cdef object keep
+        cdef const char* start
         # Every conversion that could run Python code (__index__) happens before the state pointer
         # is taken, and the writer holds the GIL from here to the end: nothing can move the arrays.
         if not fmp4_times_fit(dts, pts, &c_dts, &c_pts):
@@ -538,9 +558,28 @@ cdef class FragmentWriter:
                 f"fMP4: track {st.track_id} already has {FMP4_MAX_PENDING_SAMPLES} samples pending, "
                 "the limit per fragment"
             )
-        if not PyBytes_CheckExact(data):
-            data = bytes(memoryview(data))
-        size = PyBytes_GET_SIZE(data)
+        if PyBytes_CheckExact(data):
+            keep = data
+            start = PyBytes_AS_STRING(data)
+            size = PyBytes_GET_SIZE(data)
+        else:
+            held = _HeldSample.__new__(_HeldSample)
+            try:
+                PyObject_GetBuffer(data, &held.view, PyBUF_SIMPLE)
+            except BufferError:  # not contiguous: copied, as any writable buffer
+                keep = bytes(memoryview(data))
+            else:
+                if held.view.readonly:
+                    keep = held
+                else:
+                    # A writable buffer may change before the flush: the sample is what it held now.
+                    keep = PyBytes_FromStringAndSize(<char*>held.view.buf, held.view.len)
+            if type(keep) is bytes:
+                start = PyBytes_AS_STRING(keep)
+                size = PyBytes_GET_SIZE(keep)
+            else:
+                start = <char*>held.view.buf
+                size = held.view.len
         if self._pending_bytes + size > FMP4_MAX_PENDING_BYTES:
             raise ProtocolError(
                 f"fMP4: pending samples would take {self._pending_bytes + size} bytes, "
@@ -553,9 +592,9 @@ cdef class FragmentWriter:
                 raise MemoryError()
             st.samples = grown
             st.capacity = capacity
-        (<list>self._data[index]).append(data)
+        (<list>self._data[index]).append(keep)
         sample = &st.samples[st.count]
-        sample.data = PyBytes_AS_STRING(data)
+        sample.data = start
         sample.dts = c_dts
         sample.offset = <int32_t>(c_pts - c_dts)
         sample.size = <uint32_t>size

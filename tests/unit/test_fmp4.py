@@ -12,6 +12,7 @@ import json
 import shutil
 import struct
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,6 +23,7 @@ from typing import Any
 import av
 import pytest
 
+from owncast_fast._native import flv as native_flv
 from owncast_fast._native import segmenter as native_segmenter
 from owncast_fast._pure import fmp4 as pure_fmp4
 from owncast_fast.errors import ProtocolError
@@ -416,13 +418,28 @@ def test_flush_with_nothing_pending(impl: ModuleType) -> None:
     assert writer.flush(3) == b""
 
 
-def test_bytes_like_data_is_copied_at_add(impl: ModuleType) -> None:
+def test_writable_data_is_copied_at_add_read_only_data_is_held(impl: ModuleType) -> None:
     writer = impl.FragmentWriter([video_track(impl)])
     frame = bytearray(b"frame")
     writer.add(1, 0, 0, True, frame)
     writer.add(1, 1, 1, True, memoryview(b"view"))
+    writer.add(1, 2, 2, True, memoryview(b"..sliced..")[2:-2])
+    writer.add(1, 3, 3, True, memoryview(b"0123456789")[::2])  # not contiguous: copied
     frame[:] = b"XXXXX"
-    assert fragment(writer.flush(1))[1].payload == b"frameview"
+    assert fragment(writer.flush(1))[1].payload == b"frameviewsliced02468"
+    frame.extend(b"!")  # nothing of it is exported any more
+
+
+def test_a_frame_view_from_ingest_is_held_until_the_flush() -> None:
+    """The one copy of an ingested frame is the one into the fragment (no snapshot at add)."""
+    payload = b"\x17\x01\x00\x00\x00" + b"\x00\x00\x00\x05" + b"\x65IDR!"
+    data = native_flv.parse_video_tag(payload).data
+    writer = native_segmenter.FragmentWriter([video_track(native_segmenter)])
+    before = sys.getrefcount(data)
+    writer.add(1, 0, 0, True, data)
+    assert sys.getrefcount(data) == before + 1  # exported, not copied
+    assert fragment(writer.flush(1))[1].payload == payload[5:]
+    assert sys.getrefcount(data) == before
 
 
 def test_track_value_class(impl: ModuleType) -> None:

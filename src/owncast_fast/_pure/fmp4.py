@@ -250,7 +250,7 @@ class _TrackState:
         self.offsets: list[int] = []
         self.flags: list[int] = []
         self.sizes: list[int] = []
-        self.data: list[bytes] = []
+        self.data: list[bytes | memoryview] = []
         self.nonzero_offsets = 0
 
 
@@ -299,7 +299,13 @@ class FragmentWriter:
                 f"fMP4: track {state.track_id} already has {_MAX_PENDING_SAMPLES} samples pending, "
                 "the limit per fragment"
             )
-        sample = data if type(data) is bytes else bytes(memoryview(data))
+        if type(data) is bytes:
+            sample: bytes | memoryview = data
+        else:
+            # A read-only buffer (a frame's view of its RTMP message) is kept as it is until the
+            # flush; a writable one may change before then, so the sample is what it holds now.
+            view = memoryview(data)
+            sample = view if view.readonly and view.c_contiguous else bytes(view)
         size = len(sample)
         if self._pending_bytes + size > _MAX_PENDING_BYTES:
             raise ProtocolError(
@@ -364,7 +370,7 @@ class FragmentWriter:
         moof_size = 8 + 16 + sum(8 + 16 + 20 + 20 + len(table) for _, _, _, table in trafs)
         parts = [struct.pack(">I4sI4sII", moof_size, b"moof", 16, b"mfhd", 0, sequence_number)]
         data_offset = moof_size + 8
-        samples: list[bytes] = []
+        samples: list[bytes | memoryview] = []
         for state, count, fields, table in trafs:
             flags = _TRUN_FLAGS | (_TRUN_OFFSETS_FLAG if fields == 4 else 0)
             parts.append(
