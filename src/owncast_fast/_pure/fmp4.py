@@ -368,7 +368,9 @@ class FragmentWriter:
             trafs.append((state, count, fields, struct.pack(f">{len(entries)}I", *entries)))
 
         moof_size = 8 + 16 + sum(8 + 16 + 20 + 20 + len(table) for _, _, _, table in trafs)
-        parts = [struct.pack(">I4sI4sII", moof_size, b"moof", 16, b"mfhd", 0, sequence_number)]
+        parts: list[bytes | memoryview] = [
+            struct.pack(">I4sI4sII", moof_size, b"moof", 16, b"mfhd", 0, sequence_number)
+        ]
         data_offset = moof_size + 8
         samples: list[bytes | memoryview] = []
         for state, count, fields, table in trafs:
