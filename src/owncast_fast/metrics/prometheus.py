@@ -126,7 +126,7 @@ class OwncastCollector(Collector):
         yield gops
         lag = GaugeMetricFamily(
             "owncast_fast_event_loop_lag_seconds",
-            "How late the event loop ran a 50 ms timer over the last minute (quantile 1 is the worst).",
+            "How late the event loop ran a once-a-second timer over the last five minutes (quantile 1 is the worst).",
             labels=["quantile"],
         )
         for quantile, seconds in r.loop_lag:

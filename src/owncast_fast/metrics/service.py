@@ -297,11 +297,15 @@ class LoopLag:
     """How late the event loop wakes a periodic timer: every request, RTMP read and segment
     waits behind whatever holds the loop, so this is the latency the server adds under load.
 
-    Four probes a second: a timer that wakes an idle loop costs ~0.25 ms of CPU on a virtual
-    machine (kernel timer + epoll + a task step), so the probe's 20 a second were 0.5 % of a core
-    on an idle server, most of its idle cost; 240 samples a minute still give a p99."""
+    One probe a second over the last five minutes (300 samples for the p99). On a shared virtual
+    machine a timer that wakes an idle loop costs ~0.5-0.9 ms of CPU (cold caches: the longer the
+    sleep, the dearer the wake-up), so 20 probes a second were 0.5-1.5 % of a core and 4 a second
+    still ~0.2 %, most of an idle server's cost and a sixth of a passthrough stream's. A stall is
+    seen when a probe falls due during it: one of L seconds with odds of about L in a second, so
+    the long stalls, the ones that matter, are still caught.
+    """
 
-    def __init__(self, interval: float = 0.25, window: float = 60.0) -> None:
+    def __init__(self, interval: float = 1.0, window: float = 300.0) -> None:
         self.interval = interval
         self.samples: collections.deque[float] = collections.deque(maxlen=int(window / interval))
 
