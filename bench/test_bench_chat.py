@@ -60,10 +60,10 @@ def _setting(name: str, full: int, quick: int) -> int:
 LISTENERS = _setting("LISTENERS", 5000, 500)
 # `listen-lazy` (default): only every 10th socket (the sampled ones) reads while messages flow, the
 # rest read at the end (the kernel holds their frames meanwhile; every message is still counted on
-# every socket). The server does every write either way, and on loopback the receiving socket's TCP
-# processing runs in the writer's context, so this leaves out only the clients' own user-space reading, which
-# on a 2-core machine would otherwise compete with the server for the same cores (clients on other
-# machines would not). `listen-raw`: a minimal client where every socket reads as messages arrive
+# every socket). The server does every write either way, and on loopback the receiving socket's
+# TCP processing runs in the writer's context, so this leaves out only the clients' own user-space
+# reading, which on a 2-core machine would otherwise compete with the server for the same cores
+# (clients on other machines would not). `listen-raw`: a minimal client where every socket reads as messages arrive
 # (measures the shared machine: p99 ~200 ms at 5,000 here); `listen`: the websockets library,
 # which decodes every frame and falls behind from a few hundred sockets on 2 cores.
 LISTEN_MODE = os.environ.get("OWNCAST_FAST_BENCH_CHAT_CLIENT", "listen-lazy")

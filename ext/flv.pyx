@@ -7,8 +7,9 @@ validating every length against the tag and collecting the NAL unit types. Nothi
 tag's `data` is a read-only `PayloadView` of the payload after the FLV headers, sharing the
 `bytes` the chunk decoder made for the message (and keeping it alive, which costs nothing: the
 view is all of it but the 1 to 8 header bytes). It is a buffer like a memoryview slice, at half
-the cost of one (one object from a free list instead of two GC-tracked ones). A payload in any other buffer is copied into `bytes` once
-first, so that a tag never changes when the caller reuses a writable buffer. Decoder
+the cost of one (one object from a free list instead of two GC-tracked ones). A payload in any
+other buffer is copied into `bytes` once first, so that a tag never changes when the caller
+reuses a writable buffer. Decoder
 configuration records (avcC, hvcC, AAC AudioSpecificConfig) arrive once per stream and are parsed
 by the `parse_*_config` functions. `avcc_to_annexb` rewrites a frame's length prefixes as start
 codes for the MPEG-TS muxer.
@@ -113,6 +114,7 @@ cdef inline uint32_t _read_length(const uint8_t* p, int size) noexcept nogil:
 
 
 cdef const char* _FORMAT_B = "B"
+cdef Py_ssize_t _UNIT_STRIDE = 1  # every PayloadView is one contiguous run of bytes
 
 # A frame's `data` is a window on the message payload. A memoryview slice costs two GC-tracked
 # objects per frame (the managed buffer and the view); this read-only window is one small object
@@ -128,7 +130,6 @@ cdef class PayloadView:
     cdef bytes _base
     cdef Py_ssize_t _start
     cdef Py_ssize_t _len
-    cdef Py_ssize_t _itemsize
 
     def __getbuffer__(self, Py_buffer* buffer, int flags):
         if flags & PyBUF_WRITABLE:
@@ -141,7 +142,7 @@ cdef class PayloadView:
         buffer.format = <char*>_FORMAT_B if flags & PyBUF_FORMAT else NULL
         buffer.ndim = 1
         buffer.shape = &self._len if flags & PyBUF_ND else NULL
-        buffer.strides = &self._itemsize if flags & PyBUF_STRIDES == PyBUF_STRIDES else NULL
+        buffer.strides = &_UNIT_STRIDE if flags & PyBUF_STRIDES == PyBUF_STRIDES else NULL
         buffer.suboffsets = NULL
         buffer.internal = NULL
 
@@ -186,7 +187,6 @@ cdef inline PayloadView _view(bytes tag, Py_ssize_t start):
     view._base = tag
     view._start = start
     view._len = PyBytes_GET_SIZE(tag) - start
-    view._itemsize = 1
     return view
 
 

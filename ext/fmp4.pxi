@@ -544,7 +544,7 @@ cdef class FragmentWriter:
         cdef Py_ssize_t size, capacity
         cdef Fmp4Sample* grown
         cdef Fmp4Sample* sample
-        cdef _HeldSample held
+        cdef _HeldSample held = None
         cdef object keep
         cdef const char* start
         # Every conversion that could run Python code (__index__) happens before the state pointer
@@ -558,28 +558,25 @@ cdef class FragmentWriter:
                 f"fMP4: track {st.track_id} already has {FMP4_MAX_PENDING_SAMPLES} samples pending, "
                 "the limit per fragment"
             )
-        if PyBytes_CheckExact(data):
-            keep = data
-            start = PyBytes_AS_STRING(data)
-            size = PyBytes_GET_SIZE(data)
-        else:
+        keep = data
+        if not PyBytes_CheckExact(data):
             held = _HeldSample.__new__(_HeldSample)
             try:
                 PyObject_GetBuffer(data, &held.view, PyBUF_SIMPLE)
             except BufferError:  # not contiguous: copied, as any writable buffer
                 keep = bytes(memoryview(data))
             else:
-                if held.view.readonly:
-                    keep = held
-                else:
-                    # A writable buffer may change before the flush: the sample is what it held now.
+                if not held.view.readonly:
+                    # A writable buffer may change before the flush: the sample is what it holds now.
                     keep = PyBytes_FromStringAndSize(<char*>held.view.buf, held.view.len)
-            if type(keep) is bytes:
-                start = PyBytes_AS_STRING(keep)
-                size = PyBytes_GET_SIZE(keep)
-            else:
-                start = <char*>held.view.buf
-                size = held.view.len
+                else:
+                    keep = held
+        if keep is held:
+            start = <char*>held.view.buf
+            size = held.view.len
+        else:
+            start = PyBytes_AS_STRING(keep)
+            size = PyBytes_GET_SIZE(keep)
         if self._pending_bytes + size > FMP4_MAX_PENDING_BYTES:
             raise ProtocolError(
                 f"fMP4: pending samples would take {self._pending_bytes + size} bytes, "
