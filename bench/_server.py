@@ -204,12 +204,15 @@ class ProcessLauncher:
         process.variants = variants if variants is not None else [SOURCE_VARIANT]
         return process
 
-    def reference(self) -> BenchProcess:
-        """Bare Robyn with our worker-thread count (bench/_robyn_reference.py)."""
+    def reference(self, files: Path | None = None) -> BenchProcess:
+        """Bare Robyn with our worker-thread count (bench/_robyn_reference.py); with `files` (a
+        data directory with an HLS disk copy) it also serves that copy's `hls/` at /hls/."""
         from owncast_fast.web.app import robyn_config
 
         port = free_port()
         command = [sys.executable, str(REFERENCE_APP), str(port), str(robyn_config().workers)]
+        if files is not None:
+            command += ["--files", str(files)]
         return self._make(command, port, "reference")
 
     def _make(self, command: list[str], port: int, name: str) -> BenchProcess:
