@@ -31,6 +31,9 @@ STATUS_PATH = "/api/status"
 POLL_INTERVAL = 0.005  # seconds between readiness probes: fine enough for a ~1 s start, cheap on 2 cores
 START_TIMEOUT = 30.0  # seconds; a start that slow is a failure, not a measurement
 STOP_TIMEOUT = 10.0  # seconds; our server promises to exit within 5 s of SIGTERM
+# A fresh data directory's stream key and admin password (Owncast's defaults).
+DEFAULT_STREAM_KEY = "abc123"
+DEFAULT_ADMIN_PASSWORD = "abc123"
 
 
 def is_quick() -> bool:
@@ -126,11 +129,19 @@ class BenchProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def rtmp_port(self) -> int:
+        """The RTMP port of an owncast-fast process (from its command line)."""
+        return int(self.command[self.command.index("--rtmp-port") + 1])
+
+    def rtmp_url(self, key: str = DEFAULT_STREAM_KEY) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{key}"
+
 
 SOURCE_VARIANT: dict[str, object] = {"name": "Source", "videoPassthrough": True, "audioPassthrough": True}
 
 
-def set_variants(port: int, variants: list[dict[str, object]], password: str = "abc123") -> None:
+def set_variants(port: int, variants: list[dict[str, object]], password: str = DEFAULT_ADMIN_PASSWORD) -> None:
     """POST the output variants (they apply from the next stream)."""
     body = json.dumps({"value": variants}).encode()
     token = base64.b64encode(f"admin:{password}".encode()).decode()

@@ -76,13 +76,13 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from _integration import load
 from _nginx import Nginx
-from _server import BenchProcess, ProcessLauncher, is_quick, median, percentile
+from _server import DEFAULT_STREAM_KEY, ProcessLauncher, is_quick, median, percentile
 from owncast_fast.ingest.rtmp.messages import MessageType
 
 QUICK = is_quick()
 CLIP_SECONDS = 30  # generated once per session; ~5 s of libx264 ultrafast on 2 cores
 CLIP_GOP = 30  # 1 s GOPs: every 3 s segment is cut exactly on a keyframe
-STREAM_KEY = "abc123"
+STREAM_KEY = DEFAULT_STREAM_KEY
 MEDIA_PLAYLIST = "/hls/0/stream.m3u8"
 
 LATENCY_SECONDS = 15 if QUICK else 36  # of publishing: 4 (quick) or 11 segments cut by a keyframe
@@ -149,14 +149,6 @@ def summary(request: pytest.FixtureRequest) -> Iterator[list[tuple[str, str]]]:
 
 
 # -- shared helpers ---------------------------------------------------------------------------------
-
-
-def rtmp_port(server: BenchProcess) -> int:
-    return int(server.command[server.command.index("--rtmp-port") + 1])
-
-
-def rtmp_url(server: BenchProcess) -> str:
-    return f"rtmp://127.0.0.1:{rtmp_port(server)}/live/{STREAM_KEY}"
 
 
 def http_get(port: int, path: str) -> tuple[int, bytes]:
@@ -387,7 +379,7 @@ def test_segment_listing_latency(
         assert receive(ours, 30, "poller start", poller) == "ready"
 
         def publish() -> None:
-            outcome["sent"] = asyncio.run(publish_paced(rtmp_port(server), hls_clip, LATENCY_SECONDS))
+            outcome["sent"] = asyncio.run(publish_paced(server.rtmp_port, hls_clip, LATENCY_SECONDS))
 
         benchmark.pedantic(publish, rounds=1, iterations=1)
         time.sleep(0.5)  # the last polls
@@ -457,7 +449,7 @@ def test_passthrough_cpu_vs_nginx_rtmp(
         "ours_ts": mpegts.cpu_seconds,
         "nginx_rtmp": nginx.cpu_seconds,
     }
-    urls = {"ours_fmp4": rtmp_url(fmp4), "ours_ts": rtmp_url(mpegts), "nginx_rtmp": nginx.rtmp_url}
+    urls = {"ours_fmp4": fmp4.rtmp_url(), "ours_ts": mpegts.rtmp_url(), "nginx_rtmp": nginx.rtmp_url}
     used: dict[str, float] = {}
     listed: dict[str, int] = {}
     try:
@@ -933,7 +925,7 @@ def test_serving_viewers_vs_nginx(
         server.start()
         nginx.start()
         floor.start()
-        with running(ffmpeg_copy(hls_clip, rtmp_url(server), publish_seconds, loop=True)) as publisher:
+        with running(ffmpeg_copy(hls_clip, server.rtmp_url(), publish_seconds, loop=True)) as publisher:
             load.wait_ready()
             wait_until(lambda: len(listed_segments(server.port)) >= 1, "a segment listed by our server", 20)
             wait_until(lambda: len(listed_segments(nginx.http_port)) >= 1, "a segment in the disk copy", 10)

@@ -74,11 +74,6 @@ def admin_video_kbps(server: BenchProcess) -> int:
     return int(broadcaster.get("streamDetails", {}).get("measuredVideoBitrate", 0))
 
 
-def rtmp_url(server: BenchProcess) -> str:
-    rtmp_port = server.command[server.command.index("--rtmp-port") + 1]
-    return f"rtmp://127.0.0.1:{rtmp_port}/live/abc123"
-
-
 def test_ingest_cpu_1080p30_6mbps(
     benchmark: BenchmarkFixture, launcher: ProcessLauncher, clip_1080p: Callable[[int], Path]
 ) -> None:
@@ -97,7 +92,7 @@ def test_ingest_cpu_1080p30_6mbps(
     def publish() -> None:
         ffmpeg = media.require_tool("ffmpeg")
         command = [ffmpeg, "-hide_banner", "-loglevel", "error", "-re", "-i", str(clip)]
-        command += ["-c", "copy", "-f", "flv", rtmp_url(server)]
+        command += ["-c", "copy", "-f", "flv", server.rtmp_url()]
         server_before = tree_cpu_seconds(pid)
         sender_before = reaped_children_cpu_seconds()
         began = time.perf_counter()

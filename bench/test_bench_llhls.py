@@ -95,10 +95,6 @@ def clip_tags(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     return tags
 
 
-def rtmp_port(server: BenchProcess) -> int:
-    return int(server.command[server.command.index("--rtmp-port") + 1])
-
-
 # -- the publisher ----------------------------------------------------------------------------------
 
 
@@ -135,7 +131,7 @@ class PacedPublisher:
 
 @contextlib.asynccontextmanager
 async def publishing(server: BenchProcess, tags: list[Any]) -> AsyncIterator[PacedPublisher]:
-    client = await rtmp_client.RawClient.open(rtmp_port(server))
+    client = await rtmp_client.RawClient.open(server.rtmp_port)
     await client.start_publishing()
     publisher = PacedPublisher(client, tags)
     task = asyncio.create_task(publisher.run())

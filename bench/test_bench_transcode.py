@@ -63,11 +63,6 @@ LADDER = [
 ]  # fmt: skip
 
 
-def rtmp_url(server: BenchProcess) -> str:
-    rtmp_port = server.command[server.command.index("--rtmp-port") + 1]
-    return f"rtmp://127.0.0.1:{rtmp_port}/live/abc123"
-
-
 def admin_get(server: BenchProcess, path: str) -> bytes:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
@@ -85,7 +80,7 @@ def children_cpu_seconds() -> float:
 
 def publish(server: BenchProcess, clip: Path, *extra: str) -> subprocess.Popen[str]:
     command = [media.require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", *extra, "-re", "-i", str(clip)]
-    command += ["-c", "copy", "-f", "flv", rtmp_url(server)]
+    command += ["-c", "copy", "-f", "flv", server.rtmp_url()]
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
