@@ -166,7 +166,7 @@ def test_keyframes_that_stop_coming_force_a_bounded_cut(av_items: list[HubItem])
     segmenter = Segmenter(Container.FMP4, target_duration=1.0, part_target=0.5)
     configs = [i for i in av_items if isinstance(i, TrackConfig) and i.track is Track.VIDEO]
     video = units(av_items, Track.VIDEO)
-    stream = [video[0]] + [dataclasses.replace(u, keyframe=False) for u in video[1:]]
+    stream = [video[0]] + [u._replace(keyframe=False) for u in video[1:]]
     events = run(segmenter, [*configs, *stream])
     done = segments(events)
     assert segmenter.forced_cuts >= 1
@@ -183,7 +183,7 @@ def test_timestamp_jump_starts_a_discontinuity(av_items: list[HubItem]) -> None:
         if isinstance(item, AccessUnit):
             seen_units += 1
             if seen_units > len(av_items) // 2:
-                item = dataclasses.replace(item, dts=item.dts + jump, pts=item.pts + jump)
+                item = item._replace(dts=item.dts + jump, pts=item.pts + jump)
         shifted.append(item)
     done = segments(run(segmenter, shifted))
     assert any(s.discontinuity for s in done)
@@ -210,8 +210,8 @@ def test_audio_that_steps_back_a_little_keeps_counting_forward(av_items: list[Hu
     audio = units(av_items, Track.AUDIO)[:100]
     wrapped = list(audio)
     for _ in range(3):
-        wrapped += [dataclasses.replace(u, dts=u.dts - audio[0].dts + wrapped[-1].dts + 90) for u in audio]
-    wrapped = [dataclasses.replace(u, pts=u.dts) for u in wrapped]
+        wrapped += [u._replace(dts=u.dts - audio[0].dts + wrapped[-1].dts + 90) for u in audio]
+    wrapped = [u._replace(pts=u.dts) for u in wrapped]
     segmenter = Segmenter(Container.FMP4, target_duration=1.0, part_target=0.5)
     events = run(segmenter, [*configs, *wrapped])  # the fMP4 writer raises if audio went back
     assert segments(events)

@@ -213,14 +213,14 @@ def test_thumbnail_width_is_capped(tmp_path: Path) -> None:
 def test_a_corrupt_unit_costs_frames_not_the_still(source: list[HubItem]) -> None:
     job = plan(StillPlanner(interval=2.0), source)[0]
     broken = list(job.units)
-    broken[5] = dataclasses.replace(broken[5], data=b"\x00\x00\x00\x05\xff\xff\xff\xff\xff")
+    broken[5] = broken[5]._replace(data=b"\x00\x00\x00\x05\xff\xff\xff\xff\xff")
     stills = make_stills(dataclasses.replace(job, units=tuple(broken)))
     assert_close(rgb_at(decode_all(stills.jpeg)[0], 40, 60), RED)
 
 
 def test_an_undecodable_keyframe_is_a_still_error(source: list[HubItem]) -> None:
     job = plan(StillPlanner(interval=2.0), source)[0]
-    garbage = tuple(dataclasses.replace(u, data=b"\x00\x00\x00\x04\x65\x00\x00\x00") for u in job.units[:1])
+    garbage = tuple(u._replace(data=b"\x00\x00\x00\x04\x65\x00\x00\x00") for u in job.units[:1])
     with pytest.raises(StillError, match=r"^no picture decoded from 1 units \(\d failed to decode\)$"):
         make_stills(dataclasses.replace(job, units=garbage))
 
@@ -324,7 +324,7 @@ async def maker_with_failures(source: list[HubItem], tmp_path: Path) -> StillMak
     # Every keyframe of the first 3 s is garbage: stills of those windows fail, later ones work.
     def spoil(item: HubItem) -> HubItem:
         if isinstance(item, AccessUnit) and item.track is Track.VIDEO and item.keyframe and item.dts < 3 * TIMESCALE:
-            return dataclasses.replace(item, data=b"\x00\x00\x00\x04\x65\x00\x00\x00")
+            return item._replace(data=b"\x00\x00\x00\x04\x65\x00\x00\x00")
         return item
 
     early = [spoil(i) for i in source if not isinstance(i, AccessUnit) or i.dts < 2.5 * TIMESCALE]

@@ -17,6 +17,7 @@ from owncast_fast.hls.live import LiveVariant
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, Tap, TrackConfig
 from owncast_fast.media.segmenter import Segmenter
 from owncast_fast.media.slate import Slate, mux_slate
+from owncast_fast.media.units import AccessUnit
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ class VariantPipeline:
 
     def feed(self, item: HubItem) -> None:
         try:
+            if type(item) is AccessUnit:  # the hot path: every frame
+                events = self.segmenter.push(item, self._clock())
+                if events:
+                    self.live.apply(events)
+                return
             if isinstance(item, TrackConfig):
                 self.live.set_track(item)
             now = self._clock()

@@ -47,6 +47,8 @@ MAX_SEGMENT_FACTOR = 4
 # Audio-only detection: this much audio with no video configuration means no video will come.
 AUDIO_ONLY_AFTER = TIMESCALE  # 1 s
 PART_JITTER_TICKS = 2 * TIMESCALE // 1000  # 2 ms
+# Per-unit code compares with these: looking a member up on its Enum class costs ~0.1 µs a time.
+_VIDEO, _AUDIO = Track.VIDEO, Track.AUDIO
 
 
 class Container(Enum):
@@ -111,6 +113,7 @@ class Segmenter:
         if target_duration <= 0 or part_target <= 0 or part_target > target_duration:
             raise ValueError("need 0 < part_target <= target_duration")
         self.container = container
+        self._fmp4 = container is Container.FMP4
         self.target_ticks = round(target_duration * TIMESCALE)
         self.part_ticks = round(part_target * TIMESCALE)
         self.next_msn = first_msn
@@ -134,7 +137,9 @@ class Segmenter:
         self._any_segment = False
         self._last_video_dts: int | None = None
         self._video_step = TIMESCALE // 30  # until two video units have been seen
-        self._last_dts: dict[Track, int] = {}
+        # Last dts per track, indexed by Track (an int): a dict keyed by an Enum would hash each
+        # key through Enum.__hash__, a Python call, for every unit.
+        self._last_dts: list[int | None] = [None, None]
         self._fmp4_tracks: list[Fmp4Track] = []
         # A step in a track's timestamps beyond this (or any step back) is a discontinuity:
         # longer than any GOP the hub could have dropped, shorter than a player would wait.
@@ -152,7 +157,7 @@ class Segmenter:
             self._finish(events, None)
             self._video = self._audio = None
             self._last_video_dts = None
-            self._last_dts.clear()
+            self._last_dts = [None, None]
             self._started_configs = None
             self._anchor = None
             self._audio_clock = None
@@ -221,7 +226,7 @@ class Segmenter:
     # -- units ---------------------------------------------------------------------------------
 
     def _unit(self, unit: AccessUnit, now: float, events: list[SegmenterEvent]) -> None:
-        is_video = unit.track is Track.VIDEO
+        is_video = unit.track is _VIDEO
         if is_video and self._video is None:
             self.dropped_units += 1
             return
@@ -252,7 +257,7 @@ class Segmenter:
             )
             self._finish(events, unit.dts)
             open_segment = self._begin(unit.dts, independent=False)
-        elif self.container is Container.FMP4 and (is_video or self._video is None) and self._part_full(unit):
+        elif self._fmp4 and (is_video or self._video is None) and self._part_full(unit):
             self._cut_part(events, unit.dts)
             open_segment.part_start_dts = unit.dts
             open_segment.part_independent = is_video and unit.keyframe
@@ -265,18 +270,19 @@ class Segmenter:
         Duration", so a part is closed before the unit that would overflow it, not after.
         """
         assert self._open is not None
-        step = self._video_step if unit.track is Track.VIDEO else AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
+        step = self._video_step if unit.track is _VIDEO else AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
         # RTMP timestamps are whole milliseconds, so frame steps jitter by a millisecond or two;
         # without the allowance a 33/34 ms cadence would cut every part a frame early.
         return unit.dts - self._open.part_start_dts + step > self.part_ticks + PART_JITTER_TICKS
 
     def _jumped(self, unit: AccessUnit) -> bool:
-        last = self._last_dts.get(unit.track)
+        last = self._last_dts[unit.track]
         return last is not None and not 0 <= unit.dts - last <= self.max_jump_ticks
 
     def _restart_after_jump(self, unit: AccessUnit, now: float, events: list[SegmenterEvent]) -> None:
         """Timestamps went back or leapt ahead: close the segment, continue after a discontinuity."""
         last = self._last_dts[unit.track]
+        assert last is not None
         log.warning(
             "segmenter: %s timestamp jumped by %+.3f s; starting a discontinuity",
             unit.track.name.lower(),
@@ -284,7 +290,7 @@ class Segmenter:
         )
         self._finish(events, None)
         self._pending_discontinuity = True
-        self._last_dts.clear()
+        self._last_dts = [None, None]
         self._last_video_dts = None
         self._audio_clock = None
         # Program date-time follows the wall clock across the jump (never backwards).
@@ -295,7 +301,7 @@ class Segmenter:
 
     def _can_start(self, unit: AccessUnit) -> bool:
         if self._video is not None:
-            return unit.track is Track.VIDEO and unit.keyframe
+            return unit.track is _VIDEO and unit.keyframe
         # No video configuration (yet): after a second of audio, this is an audio-only stream.
         self._audio_only_wait += 1
         waited = self._audio_only_wait * AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
@@ -331,23 +337,23 @@ class Segmenter:
 
     def _write(self, unit: AccessUnit, segment: _Open) -> None:
         self._last_dts[unit.track] = unit.dts
-        if unit.track is Track.VIDEO:
+        if unit.track is _VIDEO:
             if self._last_video_dts is not None and unit.dts > self._last_video_dts:
                 self._video_step = unit.dts - self._last_video_dts
             self._last_video_dts = unit.dts
             segment.end_dts = unit.dts + self._video_step
         elif self._video is None:
             segment.end_dts = unit.dts + AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
-        if unit.track is Track.AUDIO:
+        if unit.track is _AUDIO:
             dts = self._audio_dts(unit.dts)
-            if self.container is Container.FMP4:
+            if self._fmp4:
                 assert self._writer is not None
                 self._writer.add(AUDIO_TRACK_ID, dts, dts, True, unit.data)
             else:
                 assert self._ts is not None
                 ticks = dts * TIMESCALE // self._audio_rate()
                 segment.parts.append(self._ts.write_audio(ticks, unit.data))
-        elif self.container is Container.FMP4:
+        elif self._fmp4:
             assert self._writer is not None
             self._writer.add(VIDEO_TRACK_ID, unit.dts, unit.pts, unit.keyframe, unit.data)
         else:

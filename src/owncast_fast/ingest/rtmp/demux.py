@@ -27,6 +27,8 @@ AUDIO_CODEC_NAMES = {2: "MP3", 10: "AAC", 11: "Speex"}
 FOURCC_NAMES = {"avc1": "H.264", "hvc1": "H.265", "av01": "AV1", "vp09": "VP9"}
 # Frames kept for the measured rates: 4 s of 60 fps video, ~4 s of 48 kHz AAC.
 RATE_WINDOW = 240
+# Per-frame code uses these: looking a member up on its Enum class costs ~0.1 µs a time.
+_VIDEO, _AUDIO = Track.VIDEO, Track.AUDIO
 
 
 class MediaSink(Protocol):
@@ -91,7 +93,7 @@ class FlvDemuxer:
             pts = (timestamp_ms + tag.composition_time) * MS_TO_TICKS
             self.video_frames += 1
             self._video_rate.add(timestamp_ms, len(payload))
-            self._sink.push(AccessUnit(Track.VIDEO, dts, pts, tag.keyframe, tag.data))
+            self._sink.push(AccessUnit(_VIDEO, dts, pts, tag.keyframe, tag.data))
 
     def audio(self, timestamp_ms: int, payload: bytes) -> None:
         tag = flv.parse_audio_tag(payload)
@@ -119,7 +121,7 @@ class FlvDemuxer:
         ticks = timestamp_ms * MS_TO_TICKS
         self.audio_frames += 1
         self._audio_rate.add(timestamp_ms, len(payload))
-        self._sink.push(AccessUnit(Track.AUDIO, ticks, ticks, True, tag.data))
+        self._sink.push(AccessUnit(_AUDIO, ticks, ticks, True, tag.data))
 
     # -- outputs -------------------------------------------------------------------------------
 
