@@ -93,6 +93,11 @@ def serve_files(app: Any, root: Path, request_type: Any, response_type: Any) -> 
             body = path.read_bytes()
         except OSError:
             return None
+        if held is None:
+            # A new file: forget the ones the mirror has deleted since (segments leave it a few
+            # seconds after they leave the playlist), so memory stays at the window's size.
+            for gone in [name for name in cache if not (root / name).exists()]:
+                del cache[gone]
         cache[relative] = (stat.st_mtime_ns, stat.st_size, body)
         return body
 

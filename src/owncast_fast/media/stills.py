@@ -63,7 +63,6 @@ PREVIEW_NAME = "preview.gif"
 DEFAULT_INTERVAL = 20.0  # seconds, Owncast's thumbnail period
 PREVIEW_SECONDS = 1.0
 PREVIEW_FPS = 8
-_VIDEO = Track.VIDEO  # per-frame code: an Enum member lookup costs ~0.1 µs a time
 PREVIEW_WIDTH = 480
 # A thumbnail is shown as a card or link preview; wider sources are scaled down to this.
 THUMBNAIL_MAX_WIDTH = 1280
@@ -72,6 +71,7 @@ JPEG_QUALITY = 3  # ffmpeg's -q:v scale, 2 (best) .. 31
 # either gets a shorter preview rather than more memory.
 MAX_WINDOW_UNITS = 240
 MAX_WINDOW_BYTES = 4_000_000
+_VIDEO = Track.VIDEO  # per-frame code: an Enum member lookup costs ~0.1 µs a time
 # FourCC -> FFmpeg decoder. AV1 and VP9 sources get no stills (the logo is served), logged once.
 DECODERS = {"avc1": "h264", "hvc1": "hevc"}
 
