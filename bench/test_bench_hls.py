@@ -105,7 +105,7 @@ VIEWER_PERIOD_S = 1.0  # a live player reloads its media playlist about once a s
 JOIN_SPREAD_S = 3.0  # viewers join over one segment's time: a steady audience, not a flash crowd
 IDLE_WINDOW_S = 3.0  # the servers' CPU with the publish running and no viewers
 SERVING_RATIO_BAR = 1.0
-# Ours against bare Robyn serving the same files from memory (1.03-1.10 measured): what our handlers,
+# Ours against bare Robyn serving the same files from memory (1.03-1.24 measured): what our handlers,
 # store and viewer tracking add over the floor of the HTTP layer, guarded in every run.
 FLOOR_RATIO_GUARD = 1.6
 SCRATCH_BYTES = 256 * 1024  # one receive buffer per load process, shared by its connections
