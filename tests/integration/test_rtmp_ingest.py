@@ -14,6 +14,7 @@ import logging
 import random
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -24,6 +25,7 @@ from typing import Any, TypeVar
 
 import psutil
 import pytest
+import rtmp_client
 import uvloop
 from media import FlvTag, ProbedPacket, read_flv_tags, require_tool
 from rtmp_client import HANDSHAKE_SIZE, RawClient, ServerClosed, c0c1
@@ -32,7 +34,7 @@ from owncast_fast.errors import ProtocolError
 from owncast_fast.events import Event, EventBus, StreamStarted, StreamStopped
 from owncast_fast.ingest.rtmp import amf0
 from owncast_fast.ingest.rtmp.messages import MessageType, u32
-from owncast_fast.ingest.rtmp.server import IDLE_TIMEOUT, RtmpIngest
+from owncast_fast.ingest.rtmp.server import IDLE_TIMEOUT, PUBLISH_RCVLOWAT, RtmpIngest
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, TrackConfig
 from owncast_fast.media.units import MS_TO_TICKS, AccessUnit, Track
 from owncast_fast.status import Broadcaster, StreamStatus
@@ -412,6 +414,91 @@ def test_frames_in_the_same_read_as_a_protocol_error_are_delivered(clip_4s: Path
     assert result.closed
     assert result.server.items()[-1] == StreamEnd(result.reason)
     assert_frames_delivered(result.server, result.frames)
+
+
+# -- read coalescing -----------------------------------------------------------------------------
+
+AAC_CONFIG = b"\xaf\x00\x12\x10"  # AAC sequence header: AAC-LC, 44.1 kHz, stereo
+
+
+def test_a_live_publisher_lone_chunk_header_waits_for_its_payload() -> None:
+    """Once live, the server is woken for a message, not for its header alone (ffmpeg and OBS write
+    them apart), and a message smaller than a header still arrives when the publisher leaves."""
+
+    async def scenario() -> tuple[int, list[int], list[int], IngestUnderTest]:
+        async with IngestUnderTest() as server:
+            client = await RawClient.open(server.port)
+            try:
+                await client.start_publishing(KEY)
+                connection = server.ingest.publisher
+                assert connection is not None and connection.transport is not None
+                sock = connection.transport.get_extra_info("socket")
+                lowat = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+                client.send_media(MessageType.AUDIO, 0, AAC_CONFIG)
+                await server.wait_for(lambda: any(isinstance(i, TrackConfig) for i in server.items()), "the config")
+
+                reads: list[int] = []
+                receive = connection.session.receive_data
+
+                def counted(data: bytes | bytearray | memoryview) -> list[Any]:
+                    reads.append(len(data))
+                    return receive(data)
+
+                connection.session.receive_data = counted  # type: ignore[method-assign]
+                frame = b"\xaf\x01" + bytes(range(100))
+                message = client.chunks.write(rtmp_client.CSID_MEDIA, MessageType.AUDIO, 1, 23, frame)
+                header = message[: len(message) - len(frame)]
+                client.send_raw(header)
+                await client.writer.drain()
+                await asyncio.sleep(0.2)
+                after_header = list(reads)
+                client.send_raw(message[len(header) :])
+                await server.wait_for(lambda: len(server.units()) == 1, "the frame")
+                after_frame = list(reads)
+                # A whole message under the threshold, then the publisher leaves.
+                client.send_media(MessageType.AUDIO, 46, b"\xaf\x01\x21")
+                await client.writer.drain()
+            finally:
+                await client.close()
+            await server.wait_for(server.ended, "the end of the stream")
+            return lowat, after_header, after_frame, server
+
+    lowat, after_header, after_frame, server = run(scenario())
+    assert lowat == PUBLISH_RCVLOWAT
+    assert after_header == []  # no wake-up for the header alone
+    assert len(after_frame) == 1  # one wake-up for header and payload
+    units = server.units()
+    assert [bytes(u.data) for u in units] == [bytes(range(100)), b"\x21"]
+    assert isinstance(server.items()[-1], StreamEnd)
+
+
+def test_keep_alives_smaller_than_a_chunk_header_keep_a_quiet_publisher_live() -> None:
+    """Bytes below the wake-up threshold are read once the publisher has been quiet for half the
+    idle timeout, so a publisher sending only tiny keep-alives is not cut off."""
+
+    async def scenario() -> tuple[bool, int, IngestUnderTest]:
+        async with IngestUnderTest(idle_timeout=1.0) as server:
+            client = await RawClient.open(server.port)
+            try:
+                await client.start_publishing(KEY)
+                connection = server.ingest.publisher
+                assert connection is not None
+                for timestamp in range(0, 3000, 700):  # every 0.7 s, each a few bytes
+                    client.send_media(MessageType.AUDIO, timestamp, b"")
+                    await client.writer.drain()
+                    await asyncio.sleep(0.7)
+                ended = server.ended()
+                sock = connection.transport.get_extra_info("socket")  # type: ignore[union-attr]
+                lowat = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT)
+            finally:
+                await client.close()
+            await server.wait_for(server.ended, "the end of the stream")
+            return ended, lowat, server
+
+    ended, lowat, server = run(scenario())
+    assert not ended
+    assert lowat in (1, PUBLISH_RCVLOWAT)
+    assert server.items()[-1] == StreamEnd("publisher closed the connection")
 
 
 # -- RTMPS in-process --------------------------------------------------------------------------
