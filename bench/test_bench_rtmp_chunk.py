@@ -12,6 +12,11 @@ byte stream is decoded by the Cython module and by its pure-Python twin, two way
   left out of the decoder's time, which is the sum of the `feed()` calls.
 * in one `feed()` of the whole 7.9 MB stream with every message kept (for information only: no
   server reads that way, and it measures copying into 7.9 MB of freshly faulted memory).
+
+Beside the bar, also for information: a copy floor (each read copied once, nothing parsed: the
+most any decoder that must copy each byte could reach against the twin), and a real
+`ffmpeg -re -c copy` publish to our server recorded read by read through a relay, decoded as it
+arrived.
 """
 
 from __future__ import annotations
@@ -144,8 +149,9 @@ class PublishRecorder:
 def recorded_publish(
     clip_1080p: Callable[[int], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[bytes, list[int]]:
-    """A real `ffmpeg -re -c copy` publish of the 1080p clip to our server, as the server read it:
-    (the chunk stream after the handshake, the size of each read). ffmpeg announces chunk size 4096."""
+    """A real `ffmpeg -re -c copy` publish of the 1080p clip to our server, as it arrived at the
+    relay in front of it: (the chunk stream after the handshake, the size of each read). ffmpeg
+    announces chunk size 4096."""
     launcher = ProcessLauncher(tmp_path_factory.mktemp("recorded-publish"))
     server = launcher.owncast(launcher.fresh_data_dir())
     try:
