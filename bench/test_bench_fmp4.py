@@ -152,7 +152,6 @@ class CopyFloor:
     class FragmentWriter:
         def __init__(self, tracks: list[Any]) -> None:
             self.pending: list[bytes] = []
-            self.add_count = 0
 
         def add(self, track_id: int, dts: int, pts: int, keyframe: bool, data: bytes) -> None:
             self.pending.append(data)
