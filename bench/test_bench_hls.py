@@ -82,7 +82,6 @@ from owncast_fast.ingest.rtmp.messages import MessageType
 QUICK = is_quick()
 CLIP_SECONDS = 30  # generated once per session; ~5 s of libx264 ultrafast on 2 cores
 CLIP_GOP = 30  # 1 s GOPs: every 3 s segment is cut exactly on a keyframe
-STREAM_KEY = DEFAULT_STREAM_KEY
 MEDIA_PLAYLIST = "/hls/0/stream.m3u8"
 
 LATENCY_SECONDS = 15 if QUICK else 36  # of publishing: 4 (quick) or 11 segments cut by a keyframe
@@ -301,7 +300,7 @@ async def publish_paced(port: int, clip: Path, seconds: float) -> dict[int, floa
     client.writer.transport.set_write_buffer_limits(high=0)
     sent: dict[int, float] = {}
     try:
-        await client.start_publishing(STREAM_KEY)
+        await client.start_publishing(DEFAULT_STREAM_KEY)
         client.send_message(
             MessageType.SET_CHUNK_SIZE, RTMP_CHUNK_SIZE.to_bytes(4, "big"), csid=rtmp_client.CSID_CONTROL
         )
@@ -322,7 +321,7 @@ async def publish_paced(port: int, clip: Path, seconds: float) -> dict[int, floa
                 await client.writer.drain()
                 if is_keyframe(tag):
                     sent[timestamp] = time.monotonic()
-        client.send_command("FCUnpublish", None, STREAM_KEY)
+        client.send_command("FCUnpublish", None, DEFAULT_STREAM_KEY)
         await client.writer.drain()
     finally:
         await client.close()
@@ -930,19 +929,16 @@ def test_serving_viewers_vs_nginx(
             wait_until(lambda: len(listed_segments(server.port)) >= 1, "a segment listed by our server", 20)
             wait_until(lambda: len(listed_segments(nginx.http_port)) >= 1, "a segment in the disk copy", 10)
             wait_until(lambda: len(listed_segments(floor.port)) >= 1, "a segment served by bare Robyn", 10)
-            processes = (server, floor)
-            before = [process.cpu_seconds() for process in processes] + [nginx.cpu_seconds()]
-            time.sleep(IDLE_WINDOW_S)
-            after = [process.cpu_seconds() for process in processes] + [nginx.cpu_seconds()]
-            idle = [(end - start) / IDLE_WINDOW_S for start, end in zip(before, after, strict=True)]
-            ours = Window("ours", idle[0])
-            robyn = Window("robyn_floor", idle[1])
-            reference = Window("nginx", idle[2])
-            targets = [
-                (ours, server.port, server.cpu_seconds),
-                (robyn, floor.port, floor.cpu_seconds),
-                (reference, nginx.http_port, nginx.cpu_seconds),
+            served = [
+                ("ours", server.port, server.cpu_seconds),
+                ("robyn_floor", floor.port, floor.cpu_seconds),
+                ("nginx", nginx.http_port, nginx.cpu_seconds),
             ]
+            before = [cpu() for _, _, cpu in served]
+            time.sleep(IDLE_WINDOW_S)
+            idle = [(cpu() - start) / IDLE_WINDOW_S for (_, _, cpu), start in zip(served, before, strict=True)]
+            targets = [(Window(name, rate), port, cpu) for (name, port, cpu), rate in zip(served, idle, strict=True)]
+            ours, robyn, reference = (window for window, _, _ in targets)
 
             def serve() -> None:
                 # Alternating which goes first spreads the neighbours' noise over both.

@@ -156,8 +156,9 @@ class RtmpConnection(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._last_data = self._loop.time()
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._coalescing = False  # SO_RCVLOWAT is PUBLISH_RCVLOWAT
-        self._coalescing_lifted = False  # ...lifted to 1 while the publisher is quiet
+        # The SO_RCVLOWAT we set: None (reads are not coalesced), PUBLISH_RCVLOWAT, or 1 while a
+        # live publisher is quiet (see PUBLISH_RCVLOWAT).
+        self._rcvlowat: int | None = None
 
     # -- asyncio callbacks ---------------------------------------------------------------------
 
@@ -169,7 +170,7 @@ class RtmpConnection(asyncio.BufferedProtocol):
             self.remote_addr = str(peername[0])
             self.peer = f"{peername[0]}:{peername[1]}"
         self.ingest.connections.add(self)
-        self._idle_timer = self._loop.call_later(self.ingest.idle_timeout, self._check_idle)
+        self._arm_idle_timer()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -178,10 +179,9 @@ class RtmpConnection(asyncio.BufferedProtocol):
         if self.closed:
             return
         self._last_data = self._loop.time()
-        if self._coalescing_lifted:
+        if self._rcvlowat == 1:
             # The quiet publisher spoke again: raise the threshold (and the half-timeout check) again.
-            self._coalescing_lifted = False
-            self._coalescing = self._set_rcvlowat(PUBLISH_RCVLOWAT)
+            self._set_rcvlowat(PUBLISH_RCVLOWAT)
         try:
             events = self.session.receive_data(self._view[:nbytes])
         except ProtocolError as exc:
@@ -240,24 +240,25 @@ class RtmpConnection(asyncio.BufferedProtocol):
             else:
                 self.session.accept_publish()
                 ingest.begin_publish(self)
-                self._coalescing = self._set_rcvlowat(PUBLISH_RCVLOWAT)
+                self._set_rcvlowat(PUBLISH_RCVLOWAT)
                 self._arm_idle_timer()
         elif isinstance(event, MetadataReceived):
             self.demuxer.metadata(event.metadata)
         elif isinstance(event, PublishEnded):
             self._end_publish(event.reason)
 
-    def _set_rcvlowat(self, nbytes: int) -> bool:
-        """Set the socket's wake-up threshold; False if the transport has no socket to set it on."""
+    def _set_rcvlowat(self, nbytes: int) -> None:
+        """Set the socket's wake-up threshold; where it cannot be set, reads are not coalesced."""
         sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        self._rcvlowat = None
         if sock is None:
-            return False
+            return
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, nbytes)
         except OSError as exc:  # only costs the saving
             log.debug("RTMP %s: SO_RCVLOWAT not set: %s", self.peer, exc)
-            return False
-        return True
+            return
+        self._rcvlowat = nbytes
 
     def _refuse(self, reason: str) -> None:
         self.session.reject(reason)
@@ -275,11 +276,10 @@ class RtmpConnection(asyncio.BufferedProtocol):
         if idle >= timeout:
             self.close(f"no data for {timeout:g} s", abort=True)
             return
-        if self._coalescing and not self._coalescing_lifted and idle >= timeout / 2:
+        if self._rcvlowat == PUBLISH_RCVLOWAT and idle >= timeout / 2:
             # Quiet for half the timeout: whatever is waiting below the threshold (a keep-alive
             # smaller than a chunk header) must wake us before the timeout would end the stream.
-            self._coalescing_lifted = self._set_rcvlowat(1)
-            self._coalescing = self._coalescing_lifted  # could not lift it: stop raising it
+            self._set_rcvlowat(1)
         self._arm_idle_timer()
 
     def _arm_idle_timer(self) -> None:
@@ -288,7 +288,7 @@ class RtmpConnection(asyncio.BufferedProtocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         timeout = self.ingest.idle_timeout
-        due = timeout / 2 if self._coalescing and not self._coalescing_lifted else timeout
+        due = timeout / 2 if self._rcvlowat == PUBLISH_RCVLOWAT else timeout
         delay = max(due - (self._loop.time() - self._last_data), 0.0)
         self._idle_timer = self._loop.call_later(delay, self._check_idle)
 
