@@ -325,6 +325,13 @@ def record_live_run(server: ServerProcess, container: str, player: HlsPlayer) ->
         watcher.restart_clock()
         online_after = watcher.wait(lambda: is_online(server), "the stream to go online", 10)
         first_segment_after = watcher.wait(lambda: watcher.segment_count() >= 1, "the first segment", 15)
+        # LL-HLS players start PART-HOLD-BACK from the live edge, inside the first segment. A plain
+        # HLS player given one segment must start at its beginning, a segment duration from the
+        # edge, and the next must then arrive within the moment it took the player to start: a
+        # race with the page, not a test of the server. It joins with two segments listed, the
+        # least that leaves it a segment of media in hand (the draft asks for three, 6.3.3).
+        if container == "ts":
+            watcher.wait(lambda: watcher.segment_count() >= 2, "a second segment", 10)
         player.play(server.base_url + MULTIVARIANT)
         watcher.wait(lambda: watcher.segment_count() >= 2, "a second segment", 10)
 

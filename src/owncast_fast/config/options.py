@@ -178,7 +178,12 @@ OPTIONS: tuple[Option, ...] = (
         "largest RTMP message accepted from a publisher, in bytes (bounds memory per connection)",
     ),
     Option("hls-container", _hls_container, "HLS segment format: fmp4 (CMAF, LL-HLS capable) or ts (legacy players)"),
-    Option("ll-hls", _flag, "serve Low-Latency HLS (parts, blocking reload) on fMP4 variants"),
+    Option(
+        "ll-hls",
+        _flag,
+        "serve Low-Latency HLS: parts and blocking reload on fMP4 variants, "
+        "blocking reload for whole segments on MPEG-TS",
+    ),
     Option(
         "hls-part-target",
         _part_target,

@@ -6,9 +6,9 @@ this server run, deletes files soon after they leave the playlist, and renders e
 media playlist (full, delta) at most once per change: every viewer request is then a dict lookup,
 and the many LL-HLS requests waiting for the same update all get the same bytes.
 
-Low-Latency HLS (draft-pantos-hls-rfc8216bis, fMP4 only): parts are listed for the last
-segments, the next part is hinted, and `wait_until(msn, part)` lets a blocking playlist request
-park on one asyncio.Event that the next update sets for all waiters at once (no polling, no
+Low-Latency HLS (draft-pantos-hls-rfc8216bis): on fMP4, parts are listed for the last segments
+and the next part is hinted; MPEG-TS keeps blocking reload for whole segments. A blocking request
+parks on one asyncio.Event that the next update sets for all waiters at once (no polling, no
 thread per request). `HlsOutput` holds the variants and the multivariant playlist.
 """
 
@@ -87,7 +87,10 @@ class LiveVariant:
         # starts at the configured segment length and only grows if a publisher's keyframes are
         # further apart than that (a segment can only be cut at a keyframe).
         self.target_duration = minimum_target_duration([target_duration])
-        # LL-HLS only applies to fMP4 (MPEG-TS output stays plain HLS).
+        # Partial segments only apply to fMP4. MPEG-TS output with LL-HLS on keeps blocking
+        # reload (6.2.5.2), which needs no parts: a player asking for the next segment gets the
+        # playlist the moment it is listed instead of up to half a target duration later.
+        self.can_block_reload = part_target is not None
         self.part_target = part_target if container is Container.FMP4 else None
         self.session = session or secrets.token_hex(3)
         self.playlist: bytes | None = None  # the full playlist, as plain HLS clients get it
@@ -351,8 +354,11 @@ class LiveVariant:
     # -- output --------------------------------------------------------------------------------
 
     def _server_control(self) -> ServerControl | None:
-        if self.part_target is None:
+        if not self.can_block_reload:
             return None
+        # 4.4.3.8: HOLD-BACK "MUST be at least three times the Target Duration".
+        if self.part_target is None:
+            return ServerControl(can_block_reload=True, hold_back=3.0 * self.target_duration)
         return ServerControl(
             can_block_reload=True,
             # 4.4.3.8: PART-HOLD-BACK "MUST be at least twice the Part Target Duration" and
@@ -381,7 +387,7 @@ class LiveVariant:
         low_latency = self.part_target is not None and not self._ended
         hint = self.expected_part() if low_latency else None
         reports: tuple[RenditionReport, ...] = ()
-        if self.part_target is not None:
+        if self.can_block_reload:  # 4.4.5.4: reports exist for blocking reloads on other variants
             reports = tuple(
                 RenditionReport(f"../{peer.prefix}/{PLAYLIST_NAME}", *peer._report())
                 for peer in self.peers

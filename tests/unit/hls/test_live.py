@@ -206,12 +206,26 @@ def test_part_durations_stay_inside_the_spec_bounds() -> None:
     assert durations == [0.2, 0.33333, 0.28333, 0.1]
 
 
-def test_ts_and_plain_hls_have_no_ll_tags() -> None:
-    for live in (variant(container=Container.MPEGTS), variant(part_target=None)):
-        feed(live, *segment_events(0))
-        text = (live.playlist or b"").decode()
-        assert "EXT-X-PART" not in text and "SERVER-CONTROL" not in text and "PRELOAD" not in text
-        assert not live.low_latency
+def test_plain_hls_has_no_ll_tags() -> None:
+    live = variant(part_target=None)
+    feed(live, *segment_events(0))
+    text = (live.playlist or b"").decode()
+    assert "EXT-X-PART" not in text and "SERVER-CONTROL" not in text and "PRELOAD" not in text
+    assert not live.low_latency and not live.can_block_reload
+
+
+def test_ts_with_ll_hls_offers_blocking_reload_without_parts() -> None:
+    live = variant(container=Container.MPEGTS)
+    feed(live, *(event for event in segment_events(0) if isinstance(event, SegmentReady)))  # no parts in TS
+    text = (live.playlist or b"").decode()
+    # 4.4.3.8: HOLD-BACK at least three target durations; no parts, so no PART-HOLD-BACK.
+    assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK=6.0\n" in text
+    assert "EXT-X-PART" not in text and "PRELOAD" not in text and "CAN-SKIP" not in text
+    assert live.can_block_reload and not live.low_latency
+    assert live.has(0, None) and not live.has(1, None)
+    live.check_request(2, None)  # within two segments of the last one
+    with pytest.raises(PlaylistRequestError):
+        live.check_request(3, None)
 
 
 def test_rendition_reports_name_every_other_variant() -> None:

@@ -82,8 +82,10 @@ async def media_playlist_response(live: LiveVariant, request: Request) -> Respon
             raise PlaylistRequestError("_HLS_part requires _HLS_msn")
         if skip is not None and skip not in ("YES", "v2"):
             raise PlaylistRequestError(f"_HLS_skip={skip!r} is not YES or v2")
-        if msn is not None and not live.low_latency:
+        if msn is not None and not live.can_block_reload:
             raise PlaylistRequestError("this playlist does not support blocking reload")
+        if part is not None and not live.low_latency:
+            raise PlaylistRequestError("this playlist has no partial segments")
         if live.ended:
             # 6.2.5.2: once the Playlist contains EXT-X-ENDLIST the server ignores the delivery
             # directives: the client gets the final playlist at once.
