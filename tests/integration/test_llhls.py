@@ -745,23 +745,18 @@ def test_a_part_index_past_the_final_part_waits_for_the_next_segment(live: Live)
     assert (msn + 1, 0) in listed.parts(), f"answered before part 0 of segment {msn + 1}:\n{answer.text}"
 
 
-def publish_at_three_times_real_time(server: ServerProcess, clip: Path) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def publishing_first_segment(server: ServerProcess, clip: Path) -> Iterator[Listed]:
+    """The clip published at three times real time; yields the first playlist that lists a
+    segment, while the stream is still live."""
     ffmpeg = [require_tool("ffmpeg"), "-hide_banner", "-loglevel", "error", "-readrate", "3", "-i", str(clip)]
-    return subprocess.Popen(
+    publisher = subprocess.Popen(
         [*ffmpeg, "-c", "copy", "-f", "flv", server.rtmp_url()], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-
-
-def test_blocking_reload_is_refused_without_low_latency(server_factory: ServerFactory, clip_15s: Path) -> None:
-    server = server_factory("--ll-hls", "false")
-    publisher = publish_at_three_times_real_time(server, clip_15s)
     try:
         listed = wait_for(lambda: playlist_with(server.web_port, lambda listed: listed.segments), "a segment", 15)
         assert not listed.ended
-        assert "#EXT-X-SERVER-CONTROL" not in listed.text and "#EXT-X-PART" not in listed.text
-        for path in (blocking(0), blocking(0, 0), blocking(listed.last_msn + 1, extra="&_HLS_skip=YES")):
-            answer = fetch(server.web_port, path)
-            assert (answer.status, answer.text) == (400, "this playlist does not support blocking reload")
+        yield listed
         # 6.2.5.1: without CAN-SKIP-UNTIL, _HLS_skip is ignored.
         plain = fetch(server.web_port, f"{PLAYLIST}?_HLS_skip=YES")
         assert plain.status == 200 and "#EXT-X-SKIP" not in plain.text
@@ -770,12 +765,18 @@ def test_blocking_reload_is_refused_without_low_latency(server_factory: ServerFa
         publisher.communicate()
 
 
+def test_blocking_reload_is_refused_without_low_latency(server_factory: ServerFactory, clip_15s: Path) -> None:
+    server = server_factory("--ll-hls", "false")
+    with publishing_first_segment(server, clip_15s) as listed:
+        assert "#EXT-X-SERVER-CONTROL" not in listed.text and "#EXT-X-PART" not in listed.text
+        for path in (blocking(0), blocking(0, 0), blocking(listed.last_msn + 1, extra="&_HLS_skip=YES")):
+            answer = fetch(server.web_port, path)
+            assert (answer.status, answer.text) == (400, "this playlist does not support blocking reload")
+
+
 def test_mpegts_offers_blocking_reload_for_whole_segments(server_factory: ServerFactory, clip_15s: Path) -> None:
     server = server_factory("--hls-container", "ts")
-    publisher = publish_at_three_times_real_time(server, clip_15s)
-    try:
-        listed = wait_for(lambda: playlist_with(server.web_port, lambda listed: listed.segments), "a segment", 15)
-        assert not listed.ended
+    with publishing_first_segment(server, clip_15s) as listed:
         # Blocking reload needs no parts (6.2.5.2); HOLD-BACK is three target durations (4.4.3.8).
         assert f"#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK={3 * TARGET_DURATION:.1f}\n" in listed.text
         assert "#EXT-X-PART" not in listed.text and "#EXT-X-PRELOAD-HINT" not in listed.text
@@ -791,12 +792,6 @@ def test_mpegts_offers_blocking_reload_for_whole_segments(server_factory: Server
         assert re.fullmatch(
             rf"_HLS_msn={wanted + 20} is more than two segments beyond the last one \(\d+\)", too_far.text
         )
-        # 6.2.5.1: without CAN-SKIP-UNTIL, _HLS_skip is ignored.
-        plain = fetch(server.web_port, f"{PLAYLIST}?_HLS_skip=YES")
-        assert plain.status == 200 and "#EXT-X-SKIP" not in plain.text
-    finally:
-        publisher.kill()
-        publisher.communicate()
 
 
 # -- a publisher that stops, and one that stalls ------------------------------------------------------
