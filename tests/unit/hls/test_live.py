@@ -68,6 +68,11 @@ def segment_events(msn: int, parts: int = 6, *, discontinuity: bool = False) -> 
     return events
 
 
+def whole_segment_events(msn: int) -> list[SegmenterEvent]:
+    """What an MPEG-TS segmenter emits: segments without parts."""
+    return [event for event in segment_events(msn) if isinstance(event, SegmentReady)]
+
+
 def feed(live: LiveVariant, *events: SegmenterEvent) -> None:
     live.apply(list(events))
 
@@ -216,7 +221,7 @@ def test_plain_hls_has_no_ll_tags() -> None:
 
 def test_ts_with_ll_hls_offers_blocking_reload_without_parts() -> None:
     live = variant(container=Container.MPEGTS)
-    feed(live, *(event for event in segment_events(0) if isinstance(event, SegmentReady)))  # no parts in TS
+    feed(live, *whole_segment_events(0))
     text = (live.playlist or b"").decode()
     # 4.4.3.8: HOLD-BACK at least three target durations; no parts, so no PART-HOLD-BACK.
     assert "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,HOLD-BACK=6.0\n" in text
@@ -236,6 +241,20 @@ def test_rendition_reports_name_every_other_variant() -> None:
     feed(b, *segment_events(0), PartReady(1, 0, PART, True, b"p"), PartReady(1, 1, PART, False, b"p"))
     feed(a, *segment_events(0))
     assert '#EXT-X-RENDITION-REPORT:URI="../1/stream.m3u8",LAST-MSN=1,LAST-PART=1' in (a.playlist or b"").decode()
+
+
+def test_mpegts_rendition_reports_carry_no_part() -> None:
+    store = HlsStore()
+    a, b = (
+        LiveVariant(i, store, container=Container.MPEGTS, window=4, target_duration=2.0, part_target=PART, session=s)
+        for i, s in ((0, "aaa"), (1, "bbb"))
+    )
+    HlsOutput(store, [a, b])
+    for msn in (0, 1):
+        feed(b, *whole_segment_events(msn))
+    feed(a, *whole_segment_events(0))
+    text = (a.playlist or b"").decode()
+    assert '#EXT-X-RENDITION-REPORT:URI="../1/stream.m3u8",LAST-MSN=1\n' in text
 
 
 def test_multivariant_entry_from_the_real_parameter_sets() -> None:
