@@ -35,7 +35,7 @@ from enum import Enum
 
 from owncast_fast._native.segmenter import Fmp4Track, FragmentWriter, TsMuxer, init_segment
 from owncast_fast.media.hub import HubItem, StreamEnd, StreamStart, TrackConfig
-from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
+from owncast_fast.media.units import AUDIO, TIMESCALE, VIDEO, AccessUnit, Track
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,6 @@ MAX_SEGMENT_FACTOR = 4
 # Audio-only detection: this much audio with no video configuration means no video will come.
 AUDIO_ONLY_AFTER = TIMESCALE  # 1 s
 PART_JITTER_TICKS = 2 * TIMESCALE // 1000  # 2 ms
-# Per-unit code compares with these: looking a member up on its Enum class costs ~0.1 µs a time.
-_VIDEO, _AUDIO = Track.VIDEO, Track.AUDIO
 
 
 class Container(Enum):
@@ -226,7 +224,7 @@ class Segmenter:
     # -- units ---------------------------------------------------------------------------------
 
     def _unit(self, unit: AccessUnit, now: float, events: list[SegmenterEvent]) -> None:
-        is_video = unit.track is _VIDEO
+        is_video = unit.track is VIDEO
         if is_video and self._video is None:
             self.dropped_units += 1
             return
@@ -270,7 +268,7 @@ class Segmenter:
         Duration", so a part is closed before the unit that would overflow it, not after.
         """
         assert self._open is not None
-        step = self._video_step if unit.track is _VIDEO else AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
+        step = self._video_step if unit.track is VIDEO else AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
         # RTMP timestamps are whole milliseconds, so frame steps jitter by a millisecond or two;
         # without the allowance a 33/34 ms cadence would cut every part a frame early.
         return unit.dts - self._open.part_start_dts + step > self.part_ticks + PART_JITTER_TICKS
@@ -301,7 +299,7 @@ class Segmenter:
 
     def _can_start(self, unit: AccessUnit) -> bool:
         if self._video is not None:
-            return unit.track is _VIDEO and unit.keyframe
+            return unit.track is VIDEO and unit.keyframe
         # No video configuration (yet): after a second of audio, this is an audio-only stream.
         self._audio_only_wait += 1
         waited = self._audio_only_wait * AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
@@ -337,14 +335,14 @@ class Segmenter:
 
     def _write(self, unit: AccessUnit, segment: _Open) -> None:
         self._last_dts[unit.track] = unit.dts
-        if unit.track is _VIDEO:
+        if unit.track is VIDEO:
             if self._last_video_dts is not None and unit.dts > self._last_video_dts:
                 self._video_step = unit.dts - self._last_video_dts
             self._last_video_dts = unit.dts
             segment.end_dts = unit.dts + self._video_step
         elif self._video is None:
             segment.end_dts = unit.dts + AAC_FRAME_SAMPLES * TIMESCALE // self._audio_rate()
-        if unit.track is _AUDIO:
+        if unit.track is AUDIO:
             dts = self._audio_dts(unit.dts)
             if self._fmp4:
                 assert self._writer is not None

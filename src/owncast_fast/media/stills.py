@@ -54,7 +54,7 @@ import av.error
 import av.filter
 
 from owncast_fast.media.hub import HubItem, MediaHub, StreamEnd, StreamStart, Tap, TrackConfig
-from owncast_fast.media.units import TIMESCALE, AccessUnit, Track
+from owncast_fast.media.units import TIMESCALE, VIDEO, AccessUnit, Track
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,6 @@ JPEG_QUALITY = 3  # ffmpeg's -q:v scale, 2 (best) .. 31
 # either gets a shorter preview rather than more memory.
 MAX_WINDOW_UNITS = 240
 MAX_WINDOW_BYTES = 4_000_000
-_VIDEO = Track.VIDEO  # per-frame code: an Enum member lookup costs ~0.1 µs a time
 # FourCC -> FFmpeg decoder. AV1 and VP9 sources get no stills (the logo is served), logged once.
 DECODERS = {"avc1": "h264", "hvc1": "hevc"}
 
@@ -134,7 +133,7 @@ class StillPlanner:
     def push(self, item: HubItem) -> None:
         """Take one hub item."""
         if type(item) is AccessUnit:  # the hot path: every frame
-            if item.track is _VIDEO and self._config is not None:
+            if item.track is VIDEO and self._config is not None:
                 self._video(item)
         elif isinstance(item, TrackConfig):
             if item.track is Track.VIDEO:

@@ -20,6 +20,11 @@ class Track(IntEnum):
     AUDIO = 1
 
 
+# Per-frame code compares with these module constants: looking a member up on its Enum class
+# costs ~0.1 µs each time.
+VIDEO, AUDIO = Track.VIDEO, Track.AUDIO
+
+
 class AccessUnit(NamedTuple):
     """One coded frame of one track (immutable).
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from owncast_fast._native import flv
 from owncast_fast.media.hub import TrackConfig
-from owncast_fast.media.units import MS_TO_TICKS, AccessUnit, Track
+from owncast_fast.media.units import AUDIO, MS_TO_TICKS, VIDEO, AccessUnit, Track
 from owncast_fast.status import StreamDetails
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,6 @@ AUDIO_CODEC_NAMES = {2: "MP3", 10: "AAC", 11: "Speex"}
 FOURCC_NAMES = {"avc1": "H.264", "hvc1": "H.265", "av01": "AV1", "vp09": "VP9"}
 # Frames kept for the measured rates: 4 s of 60 fps video, ~4 s of 48 kHz AAC.
 RATE_WINDOW = 240
-# Per-frame code uses these: looking a member up on its Enum class costs ~0.1 µs a time.
-_VIDEO, _AUDIO = Track.VIDEO, Track.AUDIO
 
 
 class MediaSink(Protocol):
@@ -93,7 +91,7 @@ class FlvDemuxer:
             pts = (timestamp_ms + tag.composition_time) * MS_TO_TICKS
             self.video_frames += 1
             self._video_rate.add(timestamp_ms, len(payload))
-            self._sink.push(AccessUnit(_VIDEO, dts, pts, tag.keyframe, tag.data))
+            self._sink.push(AccessUnit(VIDEO, dts, pts, tag.keyframe, tag.data))
 
     def audio(self, timestamp_ms: int, payload: bytes) -> None:
         tag = flv.parse_audio_tag(payload)
@@ -121,7 +119,7 @@ class FlvDemuxer:
         ticks = timestamp_ms * MS_TO_TICKS
         self.audio_frames += 1
         self._audio_rate.add(timestamp_ms, len(payload))
-        self._sink.push(AccessUnit(_AUDIO, ticks, ticks, True, tag.data))
+        self._sink.push(AccessUnit(AUDIO, ticks, ticks, True, tag.data))
 
     # -- outputs -------------------------------------------------------------------------------
 
